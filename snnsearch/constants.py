@@ -1,0 +1,22 @@
+"""Metric keys shared by trainables, the tuner, MLflow logging and the reports.
+
+Defined once so Ray Tune (metric=...), MLflow and the Parquet table always agree on spelling.
+Keys are flat (``val_acc``) so they can be typed on the command line (``--objectives val_acc:max``);
+per-layer values use a ``group/`` prefix, which Ray Tune and MLflow both keep as-is.
+"""
+
+EPOCH = "epoch"
+TRAIN_LOSS = "train_loss"
+TRAIN_ACC = "train_acc"
+VAL_LOSS = "val_loss"
+VAL_ACC = "val_acc"
+TEST_ACC = "test_acc"
+EPOCH_TIME = "epoch_time_s"
+IMAGES_PER_S = "train_images_per_s"
+ENERGY_MJ = "energy_mj"
+FIRING_RATE_PREFIX = "firing_rate/"
+OUTPUT_RATE = "output_firing_rate"
+SILENT_FRACTION = "silent_fraction"
+PHOTOMETRIC_LOSS = "photometric_loss"
+DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+STOP_REASON = "stop_reason"

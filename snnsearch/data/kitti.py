@@ -1,0 +1,237 @@
+"""KITTI raw monocular frames with monodepth2's conventions.
+
+Layout: ``<root>/<date>/<date>_drive_<id>_sync/image_02/data/<10 digits>.png`` with the per-date
+calibration files ``<root>/<date>/calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``. Split files
+hold lines ``<date>/<drive folder> <frame> l`` (monodepth2's ``splits/*/*_files.txt``). Each item is a
+triplet of frames ``[0, -1, +1]``, resized to ``height × width`` on the CPU; colour jitter and flips
+run batched on the GPU (:class:`GpuAugment`, kornia.augmentation).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+from torch.utils.data import Dataset
+
+CAM = "02"  # left colour camera; the only one monocular training needs
+FRAME_IDS = (0, -1, 1)
+
+
+@dataclass(frozen=True)
+class SplitItem:
+    """One line of a split file: ``folder`` is ``<date>/<date>_drive_<id>_sync``."""
+
+    folder: str
+    frame: int
+    side: str = "l"
+
+    @property
+    def date(self) -> str:
+        return self.folder.split("/")[0]
+
+
+class DepthSample(NamedTuple):
+    """One training item (a NamedTuple so the default collate batches it field by field).
+
+    frames: ``[F, 3, H, W]`` float in [0, 1], in ``FRAME_IDS`` order.
+    K: ``[4, 4]`` intrinsics scaled to ``H × W`` pixels.
+    index: position in the dataset (to look up GT during evaluation).
+    """
+
+    frames: torch.Tensor
+    K: torch.Tensor
+    index: int
+
+
+def read_split(path: str | Path) -> list[SplitItem]:
+    """Parses a monodepth2 split file; a malformed line is an error naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split file not found: {path}")
+    items = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("l", "r"):
+            raise ValueError(f"{path}:{n}: expected '<date>/<drive> <frame> l', got {line!r}")
+        items.append(SplitItem(parts[0], int(parts[1]), parts[2]))
+    return items
+
+
+def write_split(path: str | Path, items: Sequence[SplitItem]) -> Path:
+    """Writes items in the monodepth2 split-file format."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i.folder} {i.frame} {i.side}\n" for i in items))
+    return path
+
+
+def image_path(root: str | Path, item: SplitItem, frame: int, ext: str = ".png") -> Path:
+    return Path(root) / item.folder / f"image_{CAM}" / "data" / f"{frame:010d}{ext}"
+
+
+def velodyne_path(root: str | Path, item: SplitItem) -> Path:
+    return Path(root) / item.folder / "velodyne_points" / "data" / f"{item.frame:010d}.bin"
+
+
+def scan_frames(root: str | Path, frame_ids: Sequence[int] = FRAME_IDS) -> list[SplitItem]:
+    """Every frame under ``root`` whose neighbours ``frame_ids`` exist (the 'auto' split)."""
+    items = []
+    for drive in sorted(Path(root).glob("*/*_drive_*_sync")):
+        frames = {int(p.stem) for p in (drive / f"image_{CAM}" / "data").glob("*.png")}
+        folder = f"{drive.parent.name}/{drive.name}"
+        items += [
+            SplitItem(folder, f)
+            for f in sorted(frames)
+            if all(f + k in frames for k in frame_ids)
+        ]
+    return items
+
+
+def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Reads a KITTI ``key: v1 v2 ...`` calibration file into float arrays (non-numeric keys skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"calibration file not found: {path}")
+    data: dict[str, np.ndarray] = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(":")
+        try:
+            data[key.strip()] = np.array([float(v) for v in value.split()])
+        except ValueError:
+            continue  # calib_time is a date string
+    return data
+
+
+def calib_value(calib: dict[str, np.ndarray], key: str, path: Path) -> np.ndarray:
+    if key not in calib:
+        raise ValueError(f"calibration file {path} has no {key!r} entry")
+    return calib[key]
+
+
+def normalized_intrinsics(root: str | Path, date: str) -> np.ndarray:
+    """4×4 K of image_02 with fx, cx divided by the image width and fy, cy by its height.
+
+    Why normalised: one K serves every resize (monodepth2 multiplies by the working size).
+    """
+    path = Path(root) / date / "calib_cam_to_cam.txt"
+    calib = read_calib_file(path)
+    P = calib_value(calib, f"P_rect_{CAM}", path).reshape(3, 4)
+    w, h = calib_value(calib, f"S_rect_{CAM}", path)
+    K = np.eye(4, dtype=np.float32)
+    K[0, :3] = P[0, :3] / w
+    K[1, :3] = P[1, :3] / h
+    return K
+
+
+def scaled_intrinsics(K_norm: np.ndarray | torch.Tensor, height: int, width: int) -> torch.Tensor:
+    K = torch.as_tensor(np.asarray(K_norm), dtype=torch.float32).clone()
+    K[0, :] *= width
+    K[1, :] *= height
+    K[0, 3] = K[1, 3] = 0.0
+    return K
+
+
+def load_image(path: Path, height: int, width: int) -> torch.Tensor:
+    """``[3, H, W]`` float image; LANCZOS like monodepth2's ``transforms.Resize(ANTIALIAS)``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"KITTI frame not found: {path}")
+    with Image.open(path) as img:
+        img = img.convert("RGB").resize((width, height), Image.LANCZOS)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+class KittiRawDataset(Dataset):
+    """Frame triplets and intrinsics for self-supervised training and Eigen evaluation.
+
+    Args:
+        root: KITTI raw root (holds ``<date>/`` folders).
+        items: split items (see :func:`read_split` / :func:`scan_frames`).
+        height: working height (monodepth2: 192).
+        width: working width (monodepth2: 640).
+        frame_ids: temporal offsets loaded per item; 0 first.
+        ext: image extension (monodepth2 often converts to .jpg; raw KITTI is .png).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        items: Sequence[SplitItem],
+        *,
+        height: int = 192,
+        width: int = 640,
+        frame_ids: Sequence[int] = FRAME_IDS,
+        ext: str = ".png",
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"KITTI root not found: {self.root}")
+        if height % 32 or width % 32:
+            raise ValueError(f"height and width must be multiples of 32 (got {height}×{width})")
+        if not items:
+            raise ValueError(f"empty split for KITTI root {self.root}")
+        self.items = list(items)
+        self.height, self.width = height, width
+        self.frame_ids = tuple(frame_ids)
+        self.ext = ext
+        self._K = {d: normalized_intrinsics(self.root, d) for d in {i.date for i in self.items}}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> DepthSample:
+        item = self.items[index]
+        frames = torch.stack(
+            [
+                load_image(image_path(self.root, item, item.frame + k, self.ext), self.height, self.width)
+                for k in self.frame_ids
+            ]
+        )
+        K = scaled_intrinsics(self._K[item.date], self.height, self.width)
+        return DepthSample(frames, K, index)
+
+
+class GpuAugment(nn.Module):
+    """monodepth2's augmentation, batched on the device: colour jitter (p=0.5) on the network input
+    and a horizontal flip (p=0.5) of the whole triplet.
+
+    The same jitter parameters are applied to every frame of an item; the loss uses the un-jittered
+    (but flipped) frames, as in monodepth2. K is left unchanged on flips (cx ≈ W/2 on KITTI, the
+    approximation monodepth2 makes as well).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        import kornia.augmentation as KA  # heavy import kept local
+
+        self.jitter = KA.ColorJiggle(0.2, 0.2, 0.2, 0.1, p=0.5)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """frames ``[B, F, 3, H, W]`` → (jittered network input, flipped loss targets)."""
+        b, f = frames.shape[:2]
+        flip = torch.rand(b, device=frames.device) < 0.5
+        frames = torch.where(flip[:, None, None, None, None], frames.flip(-1), frames)
+        params = self.jitter.forward_parameters(torch.Size((b, 3, *frames.shape[-2:])))
+        jittered = torch.stack([self.jitter(frames[:, i], params=params) for i in range(f)], dim=1)
+        return jittered, frames
+
+
+_DRIVE = re.compile(r"^\d{4}_\d{2}_\d{2}/\d{4}_\d{2}_\d{2}_drive_\d{4}_sync$")
+
+
+def check_layout(root: str | Path, items: Sequence[SplitItem]) -> None:
+    """Warns early (one error) when a split's folders do not look like KITTI raw drives."""
+    bad = [i.folder for i in items if not _DRIVE.match(i.folder)]
+    if bad:
+        raise ValueError(
+            f"split folder {bad[0]!r} is not '<date>/<date>_drive_<id>_sync' (KITTI raw layout under {root})"
+        )

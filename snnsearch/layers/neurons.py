@@ -1,0 +1,76 @@
+"""Neuron choice by name → a spikingjelly 2.0 node (or ReLU for the ANN twin).
+
+Every SNN family takes a :class:`NeuronSpec`, so one knob switches IF / LIF / PLIF / I-LIF and the
+same network with ``kind="relu"`` is its ANN twin with identical parameter names (that is what makes
+ANN→SNN weight transfer a plain ``load_state_dict``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+from spikingjelly.activation_based import neuron, surrogate
+
+NEURON_KINDS = ("if", "lif", "plif", "ilif", "relu")
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """Neuron hyperparameters shared by every layer of a network.
+
+    Args:
+        kind: one of ``NEURON_KINDS``.
+        tau: membrane time constant (LIF, PLIF initial value, I-LIF); spikingjelly asserts tau > 1.
+        v_threshold: firing threshold.
+        D: I-LIF's maximum integer spike count per step (ignored by other kinds).
+        surrogate_alpha: sharpness of the ATan surrogate gradient.
+        detach_reset: detach the reset path from the graph (spikingjelly's usual speed/accuracy trade).
+    """
+
+    kind: str = "lif"
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    D: int = 4
+    surrogate_alpha: float = 2.0
+    detach_reset: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in NEURON_KINDS:
+            raise ValueError(
+                f"unknown neuron {self.kind!r}; choose one of: {', '.join(NEURON_KINDS)}"
+            )
+        if not float(self.tau) > 1.0:
+            raise ValueError(f"tau must be a float > 1 (got {self.tau}); e.g. tau=2.0")
+        if not self.v_threshold > 0:
+            raise ValueError(f"v_threshold must be > 0 (got {self.v_threshold})")
+        if int(self.D) < 1:
+            raise ValueError(f"D must be an integer >= 1 (got {self.D}); I-LIF uses D in 1..8")
+        if not self.surrogate_alpha > 0:
+            raise ValueError(f"surrogate_alpha must be > 0 (got {self.surrogate_alpha})")
+
+    @property
+    def is_spiking(self) -> bool:
+        return self.kind != "relu"
+
+    def build(self) -> nn.Module:
+        """A fresh multi-step neuron module (input ``[T, B, ...]``)."""
+        common = dict(
+            v_threshold=self.v_threshold, detach_reset=self.detach_reset, step_mode="m"
+        )
+        atan = surrogate.ATan(alpha=self.surrogate_alpha)
+        if self.kind == "relu":
+            return nn.ReLU()
+        if self.kind == "if":
+            return neuron.IFNode(surrogate_function=atan, **common)
+        if self.kind == "lif":
+            return neuron.LIFNode(tau=float(self.tau), surrogate_function=atan, **common)
+        if self.kind == "plif":
+            return neuron.ParametricLIFNode(
+                init_tau=float(self.tau), surrogate_function=atan, **common
+            )
+        return neuron.ILIFNode(
+            tau=float(self.tau),
+            surrogate_function=surrogate.MultiLevelSpikeCount(int(self.D)),
+            **common,
+        )

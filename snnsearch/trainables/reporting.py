@@ -1,0 +1,66 @@
+"""Where a trainable sends its per-epoch metrics and checkpoints.
+
+Trainables are written once against :class:`Reporter` and run either inside Ray Tune
+(:class:`TuneReporter`: ``ray.tune.report`` with a checkpoint, ``ray.tune.get_checkpoint`` to resume)
+or from plain Python / tests (:class:`LocalReporter`: keeps the history and copies checkpoints).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Reporter(Protocol):
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        """Publishes one epoch's metrics, with the checkpoint directory written for that epoch."""
+
+    def restore_dir(self) -> str | None:
+        """A checkpoint directory to resume from, or None for a fresh start."""
+
+
+class TuneReporter:
+    """Reports to Ray Tune from inside a function trainable (Ray 2.60 ``ray.tune`` API)."""
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        from ray import tune
+
+        checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+    def restore_dir(self) -> str | None:
+        from ray import tune
+
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        # to_directory() downloads remote (s3://, NFS) checkpoints into a local temp dir.
+        return checkpoint.to_directory(tempfile.mkdtemp(prefix="snnsearch_restore_"))
+
+
+class LocalReporter:
+    """Plain-Python reporter: metric history in memory, checkpoints under ``workdir``.
+
+    Args:
+        workdir: where ``checkpoint_<epoch>`` copies are kept.
+        resume_from: a checkpoint directory to continue from (e.g. one from a previous run).
+    """
+
+    def __init__(self, workdir: str | Path, resume_from: str | Path | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.resume_from = str(resume_from) if resume_from is not None else None
+        self.history: list[dict[str, Any]] = []
+        self.checkpoints: list[Path] = []
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        self.history.append(dict(metrics))
+        if checkpoint_dir is not None:
+            target = self.workdir / f"checkpoint_{len(self.history):06d}"
+            shutil.copytree(checkpoint_dir, target, dirs_exist_ok=True)
+            self.checkpoints.append(target)
+
+    def restore_dir(self) -> str | None:
+        return self.resume_from

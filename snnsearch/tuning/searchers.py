@@ -1,0 +1,103 @@
+"""Optuna samplers by name, wrapped in Ray Tune's OptunaSearch.
+
+Each sampler is a registered factory ``(seed, **options) -> optuna.samplers.BaseSampler`` so the
+CLI's ``--sampler`` choices come from ``SAMPLERS.names()``. The seed goes to the sampler itself
+(OptunaSearch ignores its own ``seed`` when given a sampler). Samplers that model numeric spaces
+jointly (CMA-ES, GP, QMC) fall back to independent sampling for categorical or conditional
+parameters; their "independent sampling" warnings are silenced because conditional spaces make
+that fallback the expected case, not a surprise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from snnsearch.registry import Registry
+
+if TYPE_CHECKING:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+SamplerFactory = Callable[..., "optuna.samplers.BaseSampler"]
+SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
+
+
+@SAMPLERS.register("tpe")
+def _tpe(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, **options)
+
+
+@SAMPLERS.register("random")
+def _random(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed, **options)
+
+
+@SAMPLERS.register("cmaes")
+def _cmaes(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    options.setdefault("warn_independent_sampling", False)
+    return optuna.samplers.CmaEsSampler(seed=seed, **options)
+
+
+@SAMPLERS.register("gp")
+def _gp(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    options.setdefault("warn_independent_sampling", False)
+    return optuna.samplers.GPSampler(seed=seed, **options)
+
+
+@SAMPLERS.register("nsga2")
+def _nsga2(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed, **options)
+
+
+@SAMPLERS.register("qmc")
+def _qmc(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    options.setdefault("warn_independent_sampling", False)
+    # Each sweep builds one sampler in one driver, so Optuna's multi-process seeding caveat
+    # does not apply.
+    options.setdefault("warn_asynchronous_seeding", False)
+    options.setdefault("scramble", True)
+    return optuna.samplers.QMCSampler(seed=seed, **options)
+
+
+def build_searcher(
+    *,
+    space: Callable[[Any], Any],
+    sampler: str,
+    seed: int,
+    metric: str,
+    mode: str,
+    options: Mapping[str, Any] | None = None,
+) -> OptunaSearch:
+    """OptunaSearch over a define-by-run space with the named sampler.
+
+    Args:
+        space: define-by-run function (``SearchSpace.define_by_run()``).
+        sampler: a name in ``SAMPLERS``.
+        seed: sampler seed; the same seed and space give the same first suggestions.
+        metric: objective reported by the trainable.
+        mode: "min" or "max".
+        options: extra keyword arguments for the sampler constructor.
+    """
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    factory = SAMPLERS.get(sampler)
+    # metric/mode must be given here: with a define-by-run space OptunaSearch creates the study
+    # (and its direction) in the constructor.
+    return OptunaSearch(
+        space=space, metric=metric, mode=mode, sampler=factory(seed, **dict(options or {}))
+    )

@@ -1,0 +1,179 @@
+"""Resolved sweep settings: built-in defaults < space ``tune:`` < ``smoke.tune`` < CLI flags.
+
+One frozen dataclass carries every knob from the CLI to ``run.py`` and is logged as the MLflow
+parent run's params and saved as ``sweep.json`` in the sweep directory (so ``--resume`` can check
+that it continues the same sweep).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+from snnsearch.tuning import _storage
+from snnsearch.tuning.space import SearchSpace
+
+DEFAULTS: dict[str, Any] = {
+    "metric": "val_acc",
+    "mode": "max",
+    "samples": 16,
+    "sampler": "tpe",
+    "scheduler": "asha",
+    "max_epochs": 10,
+    "grace": 1,
+    "reduction_factor": 3.0,
+    "cpus_per_trial": 1.0,
+    "gpus_per_trial": 0.0,
+    "concurrency": 4,
+    "seed": 0,
+    "max_failures": 0,
+    "scheduler_options": {},
+    "sampler_options": {},
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepSettings:
+    """Everything a sweep run needs besides the space.
+
+    Args:
+        task: CLI task name ("mnist", "fashion", "depth"); names the default sweep.
+        space_path: the space file used.
+        name: sweep (Ray experiment) name; the directory under ``storage``.
+        storage: absolute local path or pyarrow-fs URI where Ray keeps the sweep.
+        mlflow_uri: MLflow tracking URI.
+        experiment: MLflow experiment name (one per task).
+        resume: continue an interrupted sweep with ``Tuner.restore``.
+        smoke: the space's ``smoke`` overrides were applied.
+        data_dir: dataset root passed to the trainable, if given.
+        metric: objective; mode: "min" or "max"; samples: number of trials.
+        sampler: SAMPLERS name; scheduler: SCHEDULERS name.
+        max_epochs: epochs per trial (trainable ``epochs`` and ASHA ``max_t``).
+        grace: ASHA grace period; reduction_factor: ASHA η.
+        cpus_per_trial, gpus_per_trial: per-trial resources (fractional GPUs pack trials).
+        concurrency: most trials running at once.
+        seed: sampler seed (and the trial ``seed`` when the space fixes one).
+        max_failures: retries of a crashed trial from its last checkpoint.
+        scheduler_options, sampler_options: extra constructor keywords.
+    """
+
+    task: str
+    space_path: str
+    name: str
+    storage: str
+    mlflow_uri: str
+    experiment: str
+    resume: bool
+    smoke: bool
+    data_dir: str | None
+    metric: str
+    mode: str
+    samples: int
+    sampler: str
+    scheduler: str
+    max_epochs: int
+    grace: int
+    reduction_factor: float
+    cpus_per_trial: float
+    gpus_per_trial: float
+    concurrency: int
+    seed: int
+    max_failures: int
+    scheduler_options: Mapping[str, Any]
+    sampler_options: Mapping[str, Any]
+
+    @property
+    def sweep_dir(self) -> str:
+        """``<storage>/<name>``: Ray's experiment directory, also holding our files."""
+        return _storage.join(self.storage, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for sweep.json and MLflow params)."""
+        out = dataclasses.asdict(self)
+        out["scheduler_options"] = dict(self.scheduler_options)
+        out["sampler_options"] = dict(self.sampler_options)
+        return out
+
+
+def resolve_settings(
+    space: SearchSpace, *, task: str, overrides: Mapping[str, Any], smoke: bool = False
+) -> SweepSettings:
+    """Merges defaults, the space's ``tune``/``smoke.tune`` sections and CLI flags.
+
+    Args:
+        space: the loaded space.
+        task: CLI task name.
+        overrides: CLI values that were given (None means "not given" and is skipped).
+        smoke: apply the space's ``smoke`` section.
+    """
+    merged: dict[str, Any] = {**DEFAULTS, **space.tune}
+    if smoke:
+        merged.update(space.smoke.get("tune", {}))
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    if merged["mode"] not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {merged['mode']!r}")
+    for key in ("samples", "max_epochs", "grace", "concurrency"):
+        if int(merged[key]) < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {merged[key]}")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = merged.get("name") or f"{task}{'-smoke' if smoke else ''}-{stamp}"
+    return SweepSettings(
+        task=task,
+        space_path=space.source,
+        name=name,
+        storage=_storage.normalize(merged.get("storage") or "~/ray_results"),
+        mlflow_uri=normalize_tracking_uri(merged.get("mlflow_uri")),
+        experiment=space.experiment,
+        resume=bool(merged.get("resume", False)),
+        smoke=smoke,
+        data_dir=merged.get("data_dir"),
+        metric=str(merged["metric"]),
+        mode=str(merged["mode"]),
+        samples=int(merged["samples"]),
+        sampler=str(merged["sampler"]),
+        scheduler=str(merged["scheduler"]),
+        max_epochs=int(merged["max_epochs"]),
+        grace=int(merged["grace"]),
+        reduction_factor=float(merged["reduction_factor"]),
+        cpus_per_trial=float(merged["cpus_per_trial"]),
+        gpus_per_trial=float(merged["gpus_per_trial"]),
+        concurrency=int(merged["concurrency"]),
+        seed=int(merged["seed"]),
+        max_failures=int(merged["max_failures"]),
+        scheduler_options=dict(merged["scheduler_options"]),
+        sampler_options=dict(merged["sampler_options"]),
+    )
+
+
+def normalize_tracking_uri(uri: str | None) -> str:
+    """``--mlflow-uri`` > ``MLFLOW_TRACKING_URI`` > ``sqlite:///mlflow.db``; sqlite made absolute.
+
+    The absolute path matters under ``ray job submit``: the job's working directory is not the
+    submitter's, and a relative sqlite file would silently land somewhere else.
+    """
+    import os
+
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + os.path.abspath(uri[len(prefix):])
+    if uri.startswith("file:") or "://" not in uri:
+        raise ValueError(
+            f"MLflow 3.17 refuses file stores ({uri!r}); use sqlite:///mlflow.db or http://host:port"
+        )
+    return uri
+
+
+def trial_fixed(space: SearchSpace, settings: SweepSettings) -> dict[str, Any]:
+    """Fixed trial config: the space's, the smoke overrides, then epochs/seed/data_dir from CLI."""
+    fixed: dict[str, Any] = dict(space.fixed)
+    if settings.smoke:
+        fixed.update(space.smoke.get("fixed", {}))
+    fixed["epochs"] = settings.max_epochs
+    if "seed" in fixed:
+        fixed["seed"] = settings.seed
+    if settings.data_dir is not None:
+        fixed["data_dir"] = settings.data_dir
+    return fixed
