@@ -231,6 +231,8 @@ def moasha_from_settings(settings: SchedulerSettings) -> MultiObjectiveASHA:
     """
     objectives = settings.objectives or ((settings.metric, settings.mode),)
     options = dict(settings.options)
+    # The sweep seed, if SchedulerSettings carries one, unless scheduler_options overrides it.
+    options.setdefault("seed", getattr(settings, "seed", None))
     unknown = set(options) - {"seed", "brackets"}
     if unknown:
         raise ValueError(

@@ -57,7 +57,9 @@ def parse_objectives(spec: str | Sequence[Sequence[str]]) -> list[Objective]:
         for item in items:
             name, sep, mode = item.rpartition(":")
             if not sep or not name:
-                raise ValueError(f"objective {item!r} lacks a mode: write it as 'metric:min' or 'metric:max'")
+                raise ValueError(
+                    f"objective {item!r} lacks a mode: write it as 'metric:min' or 'metric:max'"
+                )
             pairs.append((name.strip(), mode.strip()))
     else:
         pairs = [tuple(p) for p in spec]  # type: ignore[misc]
@@ -98,7 +100,9 @@ def as_minimization(values: ArrayLike, modes: Sequence[str]) -> np.ndarray:
 def _as_points(points: ArrayLike) -> np.ndarray:
     arr = np.asarray(points, dtype=float)
     if arr.ndim != 2:
-        raise ValueError(f"points must be a 2-D array (n_points, n_objectives), got shape {arr.shape}")
+        raise ValueError(
+            f"points must be a 2-D array (n_points, n_objectives), got shape {arr.shape}"
+        )
     return arr
 
 
@@ -213,7 +217,7 @@ def rank_order(points: ArrayLike, *, rng: np.random.Generator | None = None) -> 
     for front in range(int(ranks.max(initial=-1)) + 1):
         idx = np.flatnonzero(ranks == front)
         crowd[idx] = crowding_distance(pts[idx])
-    noise = rng.random(n) if rng is not None else np.arange(n, dtype=float)
+    noise = np.asarray(rng.random(n)) if rng is not None else np.arange(n, dtype=float)
     # np.lexsort sorts by the last key first.
     return np.lexsort((noise, -crowd, ranks))
 

@@ -86,7 +86,9 @@ class PrunedOptunaSearch(OptunaSearch):
         if isinstance(metric, list) != isinstance(mode, list) or (
             isinstance(metric, list) and len(metric) != len(mode)
         ):
-            raise ValueError(f"metric {metric!r} and mode {mode!r} must both be str or equal lists")
+            raise ValueError(
+                f"metric {metric!r} and mode {mode!r} must both be str or equal-length lists"
+            )
         if max_t <= 0:
             raise ValueError(f"max_t={max_t} must be positive (the epochs of a full trial)")
         super().__init__(space, metric=metric, mode=mode, **kwargs)
@@ -112,7 +114,10 @@ class PrunedOptunaSearch(OptunaSearch):
         return super().set_search_properties(metric, mode, config, **spec)
 
     def _metrics(self) -> list[str]:
-        return list(self._metric) if isinstance(self._metric, list) else [self._metric]
+        metric = self._metric
+        if metric is None:
+            raise RuntimeError("PrunedOptunaSearch has no metric; pass metric= when building it")
+        return list(metric) if isinstance(metric, list) else [metric]
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -141,8 +146,11 @@ class PrunedOptunaSearch(OptunaSearch):
             self._record_truncated(ot_trial, result or {})
             if outcome in (SILENT, SATURATED):
                 ot_trial.set_constraint(SILENCE_CONSTRAINT, 1.0)
+        study = self._ot_study
+        # The study exists once suggest() ran, which Ray does before any trial can end.
+        assert study is not None
         try:
-            self._ot_study.tell(ot_trial, None, state=state)
+            study.tell(ot_trial, None, state=state)
         except Exception as exc:  # Ray's own tell() is guarded the same way.
             logger.warning("Optuna refused trial %s as %s: %s", trial_id, state.name, exc)
         self._completed_trials.add(trial_id)

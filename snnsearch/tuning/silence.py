@@ -141,11 +141,9 @@ class SilenceStopper(Stopper):
             )
         self._check_from = check_from
         self._time_attr = time_attr
-        self._thresholds = dict(
-            silent_below=silent_below,
-            saturated_above=saturated_above,
-            max_silent_fraction=max_silent_fraction,
-        )
+        self._silent_below = silent_below
+        self._saturated_above = saturated_above
+        self._max_silent_fraction = max_silent_fraction
         self._reason_key = reason_key
         self._stopped: dict[str, str] = {}
 
@@ -154,7 +152,12 @@ class SilenceStopper(Stopper):
         progress = result.get(self._time_attr)
         if progress is None or progress < self._check_from:
             return False
-        verdict = silence_verdict(result, **self._thresholds)
+        verdict = silence_verdict(
+            result,
+            silent_below=self._silent_below,
+            saturated_above=self._saturated_above,
+            max_silent_fraction=self._max_silent_fraction,
+        )
         if verdict is None:
             return False
         result[self._reason_key] = verdict

@@ -1,0 +1,51 @@
+"""Shared pytest fixtures: telemetry off, the read-only data folder, one local Ray session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``<repo>/../shared/data`` (MNIST, FashionMNIST, KITTI sample); skip if absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} not found")
+    return SHARED_DATA.resolve()
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray instance for all tests marked ``ray`` (``ray.init`` costs 3-4 s).
+
+    Shuts down only the instance it started; never ``ray stop`` (it kills other users' Ray).
+    """
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def mnist_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writable data root with the official MNIST/FashionMNIST .gz files symlinked in
+    (torchvision verifies their md5 and extracts them; nothing is downloaded)."""
+    root = tmp_path_factory.mktemp("data")
+    for name in ("MNIST", "FashionMNIST"):
+        raw = root / name / "raw"
+        raw.mkdir(parents=True)
+        for file in (shared_data / name / "raw").iterdir():
+            (raw / file.name).symlink_to(file)
+    return root
