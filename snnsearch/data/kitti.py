@@ -2,22 +2,23 @@
 
 Layout: ``<root>/<date>/<date>_drive_<id>_sync/image_02/data/<10 digits>.png`` with the per-date
 calibration files ``<root>/<date>/calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``. Split files
-hold lines ``<date>/<drive folder> <frame> l`` (monodepth2's ``splits/*/*_files.txt``). Each item is a
-triplet of frames ``[0, -1, +1]``, resized to ``height × width`` on the CPU; colour jitter and flips
-run batched on the GPU (:class:`GpuAugment`, kornia.augmentation).
+hold lines ``<date>/<drive folder> <frame> l`` (monodepth2's ``splits/*/*_files.txt``). Each item
+is a triplet of frames ``[0, -1, +1]``, resized to ``height × width`` on the CPU; colour jitter and
+flips run batched on the GPU (:class:`GpuAugment`, kornia.augmentation).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn as nn
 from PIL import Image
+from torch import nn
 from torch.utils.data import Dataset
 
 CAM = "02"  # left colour camera; the only one monocular training needs
@@ -42,12 +43,12 @@ class DepthSample(NamedTuple):
 
     frames: ``[F, 3, H, W]`` float in [0, 1], in ``FRAME_IDS`` order.
     K: ``[4, 4]`` intrinsics scaled to ``H × W`` pixels.
-    index: position in the dataset (to look up GT during evaluation).
+    idx: position in the dataset (``[B]`` after collation), to look up GT.
     """
 
     frames: torch.Tensor
     K: torch.Tensor
-    index: int
+    idx: int | torch.Tensor
 
 
 def read_split(path: str | Path) -> list[SplitItem]:
@@ -89,15 +90,13 @@ def scan_frames(root: str | Path, frame_ids: Sequence[int] = FRAME_IDS) -> list[
         frames = {int(p.stem) for p in (drive / f"image_{CAM}" / "data").glob("*.png")}
         folder = f"{drive.parent.name}/{drive.name}"
         items += [
-            SplitItem(folder, f)
-            for f in sorted(frames)
-            if all(f + k in frames for k in frame_ids)
+            SplitItem(folder, f) for f in sorted(frames) if all(f + k in frames for k in frame_ids)
         ]
     return items
 
 
 def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Reads a KITTI ``key: v1 v2 ...`` calibration file into float arrays (non-numeric keys skipped)."""
+    """Reads a KITTI ``key: v1 v2 ...`` calibration file (non-numeric values are skipped)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"calibration file not found: {path}")
@@ -144,8 +143,8 @@ def load_image(path: Path, height: int, width: int) -> torch.Tensor:
     """``[3, H, W]`` float image; LANCZOS like monodepth2's ``transforms.Resize(ANTIALIAS)``."""
     if not path.is_file():
         raise FileNotFoundError(f"KITTI frame not found: {path}")
-    with Image.open(path) as img:
-        img = img.convert("RGB").resize((width, height), Image.LANCZOS)
+    with Image.open(path) as src:
+        img = src.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
         arr = np.asarray(img, dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
@@ -192,7 +191,9 @@ class KittiRawDataset(Dataset):
         item = self.items[index]
         frames = torch.stack(
             [
-                load_image(image_path(self.root, item, item.frame + k, self.ext), self.height, self.width)
+                load_image(
+                    image_path(self.root, item, item.frame + k, self.ext), self.height, self.width
+                )
                 for k in self.frame_ids
             ]
         )
@@ -233,5 +234,5 @@ def check_layout(root: str | Path, items: Sequence[SplitItem]) -> None:
     bad = [i.folder for i in items if not _DRIVE.match(i.folder)]
     if bad:
         raise ValueError(
-            f"split folder {bad[0]!r} is not '<date>/<date>_drive_<id>_sync' (KITTI raw layout under {root})"
+            f"split folder {bad[0]!r} under {root} is not '<date>/<date>_drive_<id>_sync'"
         )

@@ -1,4 +1,4 @@
-"""Eigen-split depth evaluation exactly as monodepth2's ``evaluate_depth.py`` (mono, median scaling).
+"""Eigen-split depth evaluation as in monodepth2's ``evaluate_depth.py`` (mono, median scaling).
 
 Protocol (REFERENCE.md): disparity → depth with :func:`disp_to_depth` (0.1–100 m); the *disparity*
 is resized to the GT size (bilinear, like ``cv2.resize``) and inverted; pixels with
@@ -9,8 +9,8 @@ and averaged over images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> DepthErrors:
     pred = np.asarray(pred, dtype=np.float64)
     if gt.shape != pred.shape or gt.size == 0:
         raise ValueError(
-            f"compute_errors needs two equal, non-empty 1-D arrays (got {gt.shape} and {pred.shape})"
+            f"compute_errors needs two equal non-empty 1-D arrays (got {gt.shape}, {pred.shape})"
         )
     thresh = np.maximum(gt / pred, pred / gt)
     return DepthErrors(
@@ -96,7 +96,11 @@ def resize_disparity(disp: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def evaluate_pair(
-    pred_disp: np.ndarray, gt_depth: np.ndarray, *, garg_crop: bool = True, median_scaling: bool = True
+    pred_disp: np.ndarray,
+    gt_depth: np.ndarray,
+    *,
+    garg_crop: bool = True,
+    median_scaling: bool = True,
 ) -> DepthErrors:
     """Errors of one scaled disparity map (already through :func:`disp_to_depth`) against GT."""
     gt_h, gt_w = gt_depth.shape
@@ -122,7 +126,7 @@ def evaluate_disparities(
     """Mean of the per-image errors over a split (monodepth2 averages images, not pixels)."""
     if len(pred_disps) != len(gt_depths) or len(gt_depths) == 0:
         raise ValueError(
-            f"need one prediction per GT map (got {len(pred_disps)} predictions, {len(gt_depths)} GT)"
+            f"need one prediction per GT map (got {len(pred_disps)} and {len(gt_depths)})"
         )
     rows = [
         evaluate_pair(p, g, garg_crop=garg_crop, median_scaling=median_scaling).as_dict()

@@ -33,7 +33,7 @@ def transformation_from_parameters(
 def warp_source(
     source: torch.Tensor, depth: torch.Tensor, source_T_target: torch.Tensor, K: torch.Tensor
 ) -> torch.Tensor:
-    """Samples ``source`` ``[B, 3, H, W]`` at the projections of the target's depth ``[B, 1, H, W]``.
+    """Samples ``source`` ``[B, 3, H, W]`` where the target's depth ``[B, 1, H, W]`` projects.
 
     Args:
         source: the neighbouring frame.

@@ -3,20 +3,22 @@
 
 P_velo→im = P_rect_02 · R_rect_00 · [R|T]_velo→cam. Points behind the scanner (x < 0) are dropped;
 image coordinates are rounded and shifted by −1 (the KITTI devkit's MATLAB 1-based convention that
-monodepth2 and the published Eigen numbers keep); when several points hit one pixel the nearest wins.
+monodepth2 and the published Eigen numbers keep); of several points on one pixel the nearest wins.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from snnsearch.data.kitti import SplitItem, calib_value, read_calib_file, velodyne_path
 
 
-def velo_to_image_matrix(calib_dir: str | Path, cam: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
+def velo_to_image_matrix(
+    calib_dir: str | Path, cam: int = 2
+) -> tuple[np.ndarray, tuple[int, int]]:
     """3×4 velodyne→image_0{cam} projection and the rectified image size (H, W)."""
     calib_dir = Path(calib_dir)
     c2c_path, v2c_path = calib_dir / "calib_cam_to_cam.txt", calib_dir / "calib_velo_to_cam.txt"
@@ -39,7 +41,9 @@ def load_velodyne(path: str | Path) -> np.ndarray:
     return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
 
 
-def project_points(points: np.ndarray, P_velo2im: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def project_points(
+    points: np.ndarray, P_velo2im: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
     """Sparse ``[H, W]`` depth map (0 = no point) from velodyne points."""
     h, w = shape
     pts = points[points[:, 0] >= 0].astype(np.float64)
@@ -69,7 +73,9 @@ def load_gt_depths(path: str | Path) -> list[np.ndarray]:
     """Reads a ``gt_depths.npz`` (monodepth2's ``data`` key; stacked or object array)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"GT depth file not found: {path} (export it with export_gt_depths)")
+        raise FileNotFoundError(
+            f"GT depth file not found: {path} (export it with export_gt_depths)"
+        )
     with np.load(path, allow_pickle=True, fix_imports=True, encoding="latin1") as f:
         if "data" not in f:
             raise ValueError(f"{path} has no 'data' array (expected monodepth2's gt_depths.npz)")
@@ -77,7 +83,7 @@ def load_gt_depths(path: str | Path) -> list[np.ndarray]:
 
 
 def save_gt_depths(path: str | Path, depths: Sequence[np.ndarray]) -> Path:
-    """Writes maps as monodepth2 does (``data`` key); equal shapes are stacked, others an object array."""
+    """Writes maps as monodepth2 does (``data`` key); an object array only if shapes differ."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if len({d.shape for d in depths}) == 1:

@@ -7,12 +7,13 @@ sigmoid disparity heads at scales 0–3 (full, 1/2, 1/4, 1/8 resolution) — God
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from snnsearch.layers.neurons import NeuronSpec
 from snnsearch.models.depth_encoders import (
@@ -64,12 +65,13 @@ class DepthDecoder(nn.Module):
 
 
 class DepthNet(nn.Module):
-    """Encoder + decoder: ``image [B, 3, H, W]`` (H, W multiples of 32) → disparities per scale."""
+    """Encoder + decoder: ``image [B, 3, H, W]`` (H, W multiples of 32, >= 64) → disparities."""
 
     def __init__(self, encoder: nn.Module, num_scales: int = 4) -> None:
         super().__init__()
         self.encoder = encoder
-        self.decoder = DepthDecoder(encoder.num_ch_enc, num_scales)
+        num_ch_enc = cast(Sequence[int], encoder.num_ch_enc)
+        self.decoder = DepthDecoder(num_ch_enc, num_scales)
 
     @property
     def spiking(self) -> bool:
@@ -81,8 +83,11 @@ class DepthNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         h, w = image.shape[-2:]
-        if h % 32 or w % 32:
-            raise ValueError(f"image height and width must be multiples of 32 (got {h}×{w})")
+        # 1/32 features are reflection-padded by the decoder, so they need at least 2 pixels.
+        if h % 32 or w % 32 or min(h, w) < 64:
+            raise ValueError(
+                f"image height and width must be multiples of 32 and >= 64 (got {h}×{w})"
+            )
         return self.decoder(self.encoder(image))
 
 
@@ -92,11 +97,21 @@ class PoseDecoder(nn.Module):
     def __init__(self, in_channels: int = 512) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, 256, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, 256, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(256, 6, 1),
         )
+        # Start from the identity motion. With a random last layer the initial translations gave up
+        # to ~20 px of random flow at 64×192, and the depth net escaped it by predicting infinite
+        # depth: disparity saturated at 0 within 5 Adam steps (lr 1e-3) and never recovered.
+        last = self.net[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The 0.01 keeps initial motions tiny so early warps are near-identity (monodepth2).
@@ -133,7 +148,7 @@ class DepthModelSpec:
 
     encoder: str = "ms_resnet"
     depth: int = 18
-    neuron: NeuronSpec = NeuronSpec(kind="ilif", D=4)
+    neuron: NeuronSpec = field(default_factory=lambda: NeuronSpec(kind="ilif", D=4))
     T: int = 2
     num_scales: int = 4
 
@@ -174,8 +189,8 @@ __all__ = [
     "DepthModelSpec",
     "DepthNet",
     "PoseNet",
-    "SpikingResNetEncoder",
     "ResNetEncoder",
+    "SpikingResNetEncoder",
     "build_depth_net",
     "build_pose_net",
     "imagenet_state_dict",

@@ -4,22 +4,26 @@ Both return five feature maps at 1/2, 1/4, 1/8, 1/16, 1/32 of the input with 64,
 512 channels (monodepth2's ``ResnetEncoder`` interface), so one decoder serves both.
 
 The spiking encoder reuses spikingjelly's MS-ResNet (Hu et al., "Advancing Spiking Neural Networks
-towards Deep Residual Learning", TNNLS 2024): spikes before every conv, membrane shortcuts. Its stem
-is 7×7/2 without max-pool and every stage strides 2, so stem, layer1…layer4 give exactly the five
-scales. The static image is repeated over T steps (direct encoding) and each stage's membrane
+towards Deep Residual Learning", TNNLS 2024): spikes before every conv, membrane shortcuts. Its
+stem is 7×7/2 without max-pool and every stage strides 2, so stem, layer1…layer4 give exactly the
+five scales. The static image is repeated over T steps (direct encoding) and each stage's membrane
 output is averaged over T for the (non-spiking) decoder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from snnsearch.layers.neurons import NeuronSpec
 from snnsearch.registry import Registry
+
+if TYPE_CHECKING:  # torchvision is imported lazily (heavy)
+    from torchvision.models import ResNet
 
 ENCODERS: Registry[Callable[..., nn.Module]] = Registry("depth encoder")
 NUM_CH_ENC = (64, 64, 128, 256, 512)
@@ -84,7 +88,7 @@ class SpikingResNetEncoder(nn.Module):
         return self.layer4
 
 
-def _torchvision_resnet(depth: int) -> nn.Module:
+def _torchvision_resnet(depth: int) -> ResNet:
     import torchvision
 
     _check_depth(depth)
@@ -92,7 +96,7 @@ def _torchvision_resnet(depth: int) -> nn.Module:
 
 
 def imagenet_state_dict(depth: int) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet weights (hub cache, or a download); a clear error when unavailable."""
+    """torchvision's ImageNet weights (hub cache or download); a clear error when unavailable."""
     import torchvision
 
     _check_depth(depth)
@@ -103,11 +107,11 @@ def imagenet_state_dict(depth: int) -> dict[str, torch.Tensor]:
     )
     try:
         return weights.get_state_dict(progress=False)
-    except Exception as err:  # offline: URLError / socket errors
+    except (OSError, RuntimeError) as err:  # offline: URLError is an OSError
         cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         raise RuntimeError(
             f"ImageNet weights for resnet{depth} are not cached at {cache} and cannot be "
-            f"downloaded ({type(err).__name__}); copy the file there or use pretrain=checkpoint:<path>"
+            f"downloaded ({type(err).__name__}); put it there or use pretrain=checkpoint:<path>"
         ) from None
 
 
@@ -126,10 +130,18 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         net = _torchvision_resnet(depth)
         if in_images != 1:
-            net.conv1 = nn.Conv2d(3 * in_images, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2 = net.layer1, net.layer2
-        self.layer3, self.layer4 = net.layer3, net.layer4
+            net.conv1 = nn.Conv2d(
+                3 * in_images, 64, kernel_size=7, stride=2, padding=3, bias=False
+            )
+        # Typed attributes keep torchvision's parameter names (conv1.*, layer1.*, ...).
+        self.conv1: nn.Module = net.conv1
+        self.bn1: nn.Module = net.bn1
+        self.relu: nn.Module = net.relu
+        self.maxpool: nn.Module = net.maxpool
+        self.layer1: nn.Module = net.layer1
+        self.layer2: nn.Module = net.layer2
+        self.layer3: nn.Module = net.layer3
+        self.layer4: nn.Module = net.layer4
         self.in_images = in_images
         self.T = 1
         self.spiking = False
@@ -149,15 +161,19 @@ class ResNetEncoder(nn.Module):
         return self.layer4
 
     def load_imagenet(self, depth: int) -> None:
-        """ImageNet init; for a multi-frame input the first conv is tiled and divided (monodepth2)."""
+        """ImageNet init; a multi-frame input tiles and divides the first conv (monodepth2)."""
         state = {k: v for k, v in imagenet_state_dict(depth).items() if not k.startswith("fc.")}
         if self.in_images != 1:
-            state["conv1.weight"] = state["conv1.weight"].repeat(1, self.in_images, 1, 1) / self.in_images
+            state["conv1.weight"] = (
+                state["conv1.weight"].repeat(1, self.in_images, 1, 1) / self.in_images
+            )
         self.load_state_dict(state)
 
 
-def _strip_prefix(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Finds the prefix under which ``own``'s keys sit in ``state`` (e.g. ``encoder.`` or ``model.``)."""
+def _strip_prefix(
+    state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Finds the prefix of ``own``'s keys in ``state`` (e.g. ``encoder.`` or ``model.``)."""
     ref = next(iter(own))
     for prefix in sorted({k[: -len(ref)] for k in state if k.endswith(ref)}, key=len):
         if all(prefix + k in state for k in own):

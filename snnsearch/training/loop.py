@@ -48,7 +48,9 @@ def train_one_epoch(
         ``train_loss``, ``train_acc`` (means over samples), ``seconds`` and ``images``.
     """
     model.train()
-    total_loss = correct = seen = 0.0
+    # Sums stay on the device: a float() per batch would force a GPU sync every step.
+    total_loss = torch.zeros((), device=images.device)
+    correct = torch.zeros((), device=images.device, dtype=torch.long)
     start = time.perf_counter()
     for x, y in iterate_batches(images, labels, batch_size, generator=generator):
         optimizer.zero_grad(set_to_none=True)
@@ -57,14 +59,12 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         functional.reset_net(model)
-        total_loss += float(loss.detach()) * len(y)
-        correct += float((out.detach().argmax(1) == y).sum())
-        seen += len(y)
-    if images.is_cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"train_loss": total_loss / seen, "train_acc": correct / seen, "seconds": seconds,
-            "images": seen}
+        total_loss += loss.detach() * len(y)
+        correct += (out.detach().argmax(1) == y).sum()
+    seen = len(labels)
+    result = {"train_loss": float(total_loss) / seen, "train_acc": int(correct) / seen}
+    seconds = time.perf_counter() - start  # float()/int() above synchronised the device
+    return {**result, "seconds": seconds, "images": seen}
 
 
 @torch.no_grad()

@@ -1,0 +1,144 @@
+"""Flat, frozen configuration of the depth trainable (Ray Tune passes a flat ``param_space``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from snnsearch.layers.neurons import NEURON_KINDS, NeuronSpec
+
+# Keys that change the network: a checkpoint with other values cannot be resumed.
+MODEL_KEYS = ("encoder", "depth", "neuron", "D", "num_scales")
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """Every knob of a depth run. Defaults are monodepth2's (192×640, batch 12, Adam 1e-4 with a
+    ×0.1 step at epoch 15, 20 epochs) with the report's best SNN (MS-ResNet-18, I-LIF T=2 D=4).
+
+    Data: ``data`` "synthetic" (generated under ``data_dir``, or a cache dir when empty) or "kitti"
+    (``data_dir`` = KITTI raw root; ``train_split``/``val_split`` = monodepth2 split files or
+    "auto" = every frame with both neighbours; ``gt_path`` = ``gt_depths.npz`` of the val split, or
+    "" to project the velodyne scans). ``max_*_items`` > 0 truncate the splits (smoke runs).
+
+    ``v_threshold`` defaults to 0.5 (MS-ResNet's own default): at 1.0, with the blocks' BN weight
+    initialised to 0.5 and BN running variance starting at 1, every I-LIF layer was silent in eval
+    mode for the first epochs of short runs (measured: silent_fraction 0.94 after 6 steps).
+    """
+
+    data: str = "synthetic"
+    data_dir: str = ""
+    train_split: str = "auto"
+    val_split: str = "auto"
+    gt_path: str = ""
+    height: int = 192
+    width: int = 640
+    encoder: str = "ms_resnet"
+    depth: int = 18
+    neuron: str = "ilif"
+    T: int = 2
+    D: int = 4
+    tau: float = 2.0
+    v_threshold: float = 0.5
+    pretrain: str = "none"
+    batch_size: int = 12
+    lr: float = 1e-4
+    epochs: int = 20
+    scheduler_step: int = 15
+    seed: int = 0
+    num_scales: int = 4
+    smoothness: float = 1e-3
+    augment: bool = True
+    num_scenes: int = 8
+    frames_per_scene: int = 16
+    val_scenes: int = 1
+    synthetic_height: int = 96
+    synthetic_width: int = 320
+    max_train_items: int = 0
+    max_val_items: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                self.data in ("synthetic", "kitti"),
+                f"data must be synthetic or kitti (got {self.data!r})",
+            ),
+            (
+                self.data == "synthetic" or bool(self.data_dir),
+                "data=kitti needs data_dir=<KITTI raw root>",
+            ),
+            (
+                self.encoder in ("ms_resnet", "resnet"),
+                f"encoder must be ms_resnet or resnet (got {self.encoder!r})",
+            ),
+            (self.depth in (18, 34), f"depth must be 18 or 34 (got {self.depth})"),
+            (
+                self.neuron in NEURON_KINDS,
+                f"neuron must be one of {', '.join(NEURON_KINDS)} (got {self.neuron!r})",
+            ),
+            (1 <= self.D <= 8, f"D must be in 1..8 (got {self.D})"),
+            (self.T >= 1, f"T must be >= 1 (got {self.T})"),
+            (
+                self.height % 32 == 0
+                and self.width % 32 == 0
+                and min(self.height, self.width) >= 64,
+                f"height, width must be multiples of 32, >= 64 (got {self.height}×{self.width})",
+            ),
+            (self.batch_size >= 1 and self.epochs >= 1, "batch_size and epochs must be >= 1"),
+            (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
+            (1 <= self.num_scales <= 4, f"num_scales must be in 1..4 (got {self.num_scales})"),
+            (
+                self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
+                f"device must be auto, cpu or cuda[:N] (got {self.device!r})",
+            ),
+            (
+                self.pretrain in ("none", "imagenet") or self.pretrain.startswith("checkpoint:"),
+                f"pretrain must be none, imagenet or checkpoint:<path> (got {self.pretrain!r})",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> DepthConfig:
+        """Builds from a flat dict; unknown keys and uncoercible values are one-line errors."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown depth config key {unknown[0]!r}; valid keys: {', '.join(known)}"
+            )
+        values = {k: _coerce(k, v, known[k].type) for k, v in config.items()}
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def neuron_spec(self) -> NeuronSpec:
+        return NeuronSpec(kind=self.neuron, tau=self.tau, v_threshold=self.v_threshold, D=self.D)
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    """Accepts numpy scalars and integral floats from search spaces; rejects the rest."""
+    name = kind if isinstance(kind, str) else kind.__name__
+    try:
+        if name == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                return value.lower() in ("true", "1")
+            return bool(value)
+        if name == "int":
+            if float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if name == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"depth config key {key!r} must be {name} (got {value!r})") from None

@@ -1,0 +1,17 @@
+"""Depth tests run torch single-threaded: on a shared 2-core runner, intra-op threads spin against
+other processes and a depth train step was measured 10× slower with 2 threads than with 1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,137 @@
+"""Depth/pose networks: shapes at every scale, neuron knobs, pretraining errors, energy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional
+
+from snnsearch.depth.engine import firing_monitor
+from snnsearch.energy import estimate_energy
+from snnsearch.layers.neurons import NeuronSpec
+from snnsearch.models.depth import DepthModelSpec, build_depth_net, build_pose_net
+from snnsearch.models.depth_encoders import SpikingResNetEncoder, load_encoder_checkpoint
+from snnsearch.training.checkpoint import save_checkpoint
+
+H, W = 64, 96
+CASES = [
+    DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif", D=4), T=2),
+    DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="lif"), T=2),
+    DepthModelSpec("ms_resnet", 34, NeuronSpec(kind="ilif", D=8), T=1),
+    DepthModelSpec("resnet", 18),
+]
+
+
+@pytest.mark.parametrize(
+    "spec", CASES, ids=lambda s: f"{s.encoder}{s.depth}-{s.neuron.kind}-T{s.T}"
+)
+def test_shapes_at_every_scale_and_finite_gradients(spec: DepthModelSpec) -> None:
+    torch.manual_seed(0)
+    net = build_depth_net(spec)
+    image = torch.rand(2, 3, H, W)
+    feats = net.encoder(image)
+    assert [f.shape[1] for f in feats] == [64, 64, 128, 256, 512]
+    assert [f.shape[-2:] for f in feats] == [(H >> k, W >> k) for k in range(1, 6)]
+    functional.reset_net(net)
+    disps = net(image)
+    assert [d.shape for d in disps] == [(2, 1, H >> s, W >> s) for s in range(4)]
+    assert all(((d > 0) & (d < 1)).all() for d in disps)
+    sum(d.mean() for d in disps).backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    first_conv = next(m for m in net.encoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.weight.grad.abs().sum() > 0  # the gradient crosses the whole (spiking) trunk
+
+
+@pytest.mark.parametrize("D", [1, 2, 4, 8])
+def test_ilif_emits_integer_counts_up_to_D(D: int) -> None:
+    net = build_depth_net(
+        DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif", D=D, v_threshold=0.1), 2)
+    )
+    outs: list[torch.Tensor] = []
+    hook = net.encoder.layer1[0].spike1.register_forward_hook(lambda m, a, o: outs.append(o))
+    net(torch.rand(1, 3, H, W))
+    hook.remove()
+    assert outs[0].shape[0] == 2  # [T, B, C, H, W]
+    assert torch.equal(outs[0], outs[0].round()) and outs[0].max() == D and outs[0].min() == 0
+
+
+def test_firing_monitor_sees_every_spiking_layer() -> None:
+    net = build_depth_net(DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="lif"), 1))
+    with firing_monitor(net) as rates:
+        net(torch.rand(1, 3, H, W))
+    assert len(rates) == 16 and all(len(v) == 1 for v in rates.values())
+    assert any(k.startswith("encoder.layer4.") for k in rates)
+
+
+def test_pose_net_pairs() -> None:
+    axisangle, translation = build_pose_net()(torch.rand(3, 3, H, W), torch.rand(3, 3, H, W))
+    assert axisangle.shape == translation.shape == (3, 3)
+    # the zero-initialised pose head starts from the identity motion (see PoseDecoder)
+    assert torch.equal(translation, torch.zeros(3, 3))
+    assert torch.equal(axisangle, torch.zeros(3, 3))
+
+
+def test_input_size_must_be_multiple_of_32() -> None:
+    with pytest.raises(ValueError, match="multiples of 32"):
+        build_depth_net(DepthModelSpec("resnet"))(torch.rand(1, 3, 50, 96))
+
+
+def test_pretrain_errors() -> None:
+    with pytest.raises(ValueError, match="only for encoder=resnet"):
+        build_depth_net(DepthModelSpec("ms_resnet"), "imagenet")
+    with pytest.raises(FileNotFoundError, match="no_such_dir"):
+        build_depth_net(DepthModelSpec("ms_resnet"), "checkpoint:/no_such_dir")
+    with pytest.raises(ValueError, match="unknown pretrain"):
+        build_depth_net(DepthModelSpec("ms_resnet"), "random")
+
+
+def test_imagenet_weights_load_or_fail_clearly() -> None:
+    try:
+        net = build_depth_net(DepthModelSpec("resnet"), "imagenet")
+    except RuntimeError as err:  # offline CI: no cached weights
+        assert "pretrain=checkpoint" in str(err) and "resnet18" in str(err)
+    else:
+        assert net.encoder.bn1.running_var.mean() != 1.0  # ImageNet statistics, not a fresh init
+
+
+def test_encoder_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
+    from spikingjelly.activation_based.model.ms_resnet import ms_resnet18
+
+    spec = DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif"), 1)
+    # A classification MS-ResNet-18 (with its head) saved the way this project saves models.
+    classifier = ms_resnet18(T=1, num_classes=10)
+    save_checkpoint(
+        tmp_path / "cls", {"model": {f"net.{k}": v for k, v in classifier.state_dict().items()}}
+    )
+    net = build_depth_net(spec, f"checkpoint:{tmp_path / 'cls'}")
+    assert torch.equal(net.encoder.layer3[1].conv1.weight, classifier.layer3[1].conv1.weight)
+    # An MNIST-style 1-channel MS-ResNet does not fit a 3-channel encoder.
+    gray = ms_resnet18(T=1, in_channels=1, num_classes=10)
+    save_checkpoint(tmp_path / "gray", {"model": gray.state_dict()})
+    with pytest.raises(ValueError, match=r"does not fit.*stem.0.weight"):
+        build_depth_net(spec, f"checkpoint:{tmp_path / 'gray'}")
+    # An ANN ResNet checkpoint holds no MS-ResNet trunk.
+    save_checkpoint(
+        tmp_path / "ann", {"model": build_depth_net(DepthModelSpec("resnet")).state_dict()}
+    )
+    with pytest.raises(ValueError, match="does not hold a SpikingResNetEncoder"):
+        load_encoder_checkpoint(SpikingResNetEncoder(neuron=NeuronSpec(), T=1), tmp_path / "ann")
+
+
+def test_ann_depth_net_energy_matches_the_analytic_figure() -> None:
+    """monodepth2 ResNet-18 depth net at 640×192: ≈ 8.0 GMAC ≈ 37 mJ at 4.6 pJ (REFERENCE.md)."""
+    net = build_depth_net(DepthModelSpec("resnet", 18))
+    report = estimate_energy(net, torch.rand(1, 3, 192, 640), timesteps=1, spiking=False)
+    assert report.total_macs == pytest.approx(8.013e9, rel=1e-3)
+    assert report.total_mj == pytest.approx(36.86, rel=1e-3)
+
+
+def test_spiking_depth_net_energy_counts_events() -> None:
+    net = build_depth_net(DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif", D=4), 2))
+    report = estimate_energy(net, torch.rand(1, 3, H, W), timesteps=2, spiking=True)
+    kinds = {layer.name: layer.kind for layer in report.layers}
+    assert kinds["encoder.stem.0"] == "mac" and kinds["encoder.layer1.0.conv1"] == "ac"
+    assert kinds["decoder.disp.0.1"] == "mac" and report.total_mj > 0
