@@ -200,11 +200,13 @@ class NestedMlflowCallback(Callback):
         self.sweep = sweep
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] | None = None
+        self._steps: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_client"] = None
         state["_runs"] = None
+        state["_steps"] = {}
         return state
 
     @property
@@ -239,8 +241,21 @@ class NestedMlflowCallback(Callback):
         run = self.client.create_run(self.experiment_id, run_name=str(trial), tags=tags)
         run_id = run.info.run_id
         self.runs[trial.trial_id] = run_id
+        self._steps[trial.trial_id] = 0
         log_params(self.client, run_id, dict(trial.config))
         return run_id
+
+    def logged_step(self, trial_id: str, run_id: str) -> int:
+        """Last step already in MLflow for this trial (0 for a new child).
+
+        After a driver crash, Ray resumes a trial from the checkpoint in its last experiment
+        snapshot, which can be an epoch or two behind what the callback had logged; those epochs
+        are trained again and must not be logged twice.
+        """
+        if trial_id not in self._steps:
+            history = self.client.get_metric_history(run_id, "time_total_s")
+            self._steps[trial_id] = max((m.step for m in history), default=0)
+        return self._steps[trial_id]
 
     def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         self._safely(self._start, trial)
@@ -261,6 +276,25 @@ class NestedMlflowCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         self._safely(self._close, trial, _error_text(trial))
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._safely(self._drop_lost, {t.trial_id for t in trials})
+
+    def _drop_lost(self, trial_ids: set[str]) -> None:
+        """Soft-deletes children of trials that Ray no longer knows.
+
+        A trial started after the driver's last experiment snapshot is forgotten by
+        ``Tuner.restore``; the searcher suggests a replacement under a new id. Its partial child
+        would otherwise stand beside the replacement as a never-finished extra run. Deleted runs
+        stay restorable (``mlflow runs restore``) until ``mlflow gc``.
+        """
+        for trial_id, run_id in list(self.runs.items()):
+            if trial_id in trial_ids:
+                continue
+            self.client.set_tag(run_id, STATUS_TAG, "lost in a driver crash")
+            self.client.set_terminated(run_id, status="KILLED")
+            self.client.delete_run(run_id)
+            del self.runs[trial_id]
+
     def _start(self, trial: Trial) -> None:
         run_id = self.child_run(trial)
         self.client.update_run(run_id, status="RUNNING")
@@ -270,14 +304,17 @@ class NestedMlflowCallback(Callback):
         from mlflow.entities import Metric
 
         step = int(result.get("training_iteration") or 0)
+        run_id = self.child_run(trial)
+        if step <= self.logged_step(trial.trial_id, run_id):
+            return
         stamp = _now_ms()
         metrics = [
             Metric(k, v, stamp, step) for k, v in numeric_metrics(result).items()
             if not math.isinf(v)
         ]
-        run_id = self.child_run(trial)
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        self._steps[trial.trial_id] = step
 
     def _figures(self, trial: Trial, checkpoint: Checkpoint) -> None:
         step = int((trial.last_result or {}).get("training_iteration") or 0)
@@ -297,7 +334,7 @@ class NestedMlflowCallback(Callback):
         self.client.set_tag(run_id, STATUS_TAG, status)
         self.client.set_tag(run_id, "snnsearch.epochs_run", str(epochs_run or 0))
         if error is not None:
-            self.client.set_tag(run_id, ERROR_TAG, _headline(error))
+            self.client.set_tag(run_id, ERROR_TAG, S.error_headline(error, _MAX_PARAM_LEN))
             self.client.log_text(run_id, error, "error.txt")
         self.client.set_terminated(run_id, status="FAILED" if error is not None else "FINISHED")
 
@@ -309,8 +346,15 @@ class NestedMlflowCallback(Callback):
 
 
 def _error_text(trial: Trial) -> str:
-    """The trial's error trace (Ray writes it to the trial dir before calling callbacks)."""
+    """The trial's error trace.
+
+    Ray writes it to the trial's local staging dir (``trial.error_file``) just before calling
+    ``on_trial_error``; ``get_error()`` reads the storage copy, which is synced only later.
+    """
     try:
+        local = getattr(trial, "error_file", None)
+        if local and Path(local).is_file():
+            return Path(local).read_text()
         text = trial.get_error()
         if text:
             return str(text)
@@ -320,16 +364,6 @@ def _error_text(trial: Trial) -> str:
     except Exception as err:  # noqa: BLE001 - an unreadable error file must not hide the error
         return f"error file unreadable ({type(err).__name__}: {err})"
     return "trial errored (no error file)"
-
-
-def _headline(error: str) -> str:
-    """The most telling line of a traceback: the last ``SomeError: message`` line."""
-    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
-    for line in reversed(lines):
-        head = line.split(":", 1)[0]
-        if head.endswith(("Error", "Exception")) and " " not in head:
-            return line[:_MAX_PARAM_LEN]
-    return (lines[-1] if lines else error)[:_MAX_PARAM_LEN]
 
 
 def _now_ms() -> int:

@@ -34,7 +34,8 @@ def trial_status(*, errored: bool, epochs_run: int | None, planned_epochs: int |
 
 
 def summarize(
-    rows: Sequence[Mapping[str, Any]], *, metric: str, mode: str, gpus_per_trial: float
+    rows: Sequence[Mapping[str, Any]], *, metric: str, mode: str, gpus_per_trial: float,
+    searched: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Sweep summary from trial-table rows (see ``snnsearch.reporting.results``).
 
@@ -43,6 +44,7 @@ def summarize(
             ``epochs_run``, ``best_<metric>``, ``config/<k>`` and ``last/<k>`` keys.
         metric: objective; mode: "min" or "max".
         gpus_per_trial: GPUs each trial held, for GPU-hours.
+        searched: names of the searched parameters (``best_params`` keeps only these).
     """
     counts = Counter(str(r.get("status")) for r in rows)
     total_s = sum(float(r.get("time_total_s") or 0.0) for r in rows)
@@ -62,6 +64,8 @@ def summarize(
         "best_trial_id": best["trial_id"] if best else None,
         "best_value": float(best[best_key]) if best else None,
         "best_config": _strip(best, "config/") if best else {},
+        "best_params": {k: v for k, v in (_strip(best, "config/") if best else {}).items()
+                        if k in searched},
         "best_last_metrics": _strip(best, "last/") if best else {},
     }
 
@@ -81,11 +85,24 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"  best trial {summary['best_trial_id']}: {summary['metric']} = "
         f"{summary['best_value']:.4f} ({summary['mode']})"
     )
-    config = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(summary["best_config"].items()))
-    lines.append(f"  config: {config}")
+    params = summary.get("best_params") or summary["best_config"]
+    config = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(params.items()))
+    lines.append(f"  params: {config}")
     shown = {k: v for k, v in summary["best_last_metrics"].items() if "/" not in k}
     lines.append("  last metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items())))
     return "\n".join(lines)
+
+
+def error_headline(error: str | BaseException | None, limit: int = 500) -> str | None:
+    """The most telling line of an error/traceback: the last ``SomeError: message`` line."""
+    if error is None:
+        return None
+    lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0]
+        if head.endswith(("Error", "Exception")) and " " not in head:
+            return line[:limit]
+    return (lines[-1] if lines else type(error).__name__)[:limit]
 
 
 def _strip(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
