@@ -64,10 +64,18 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    from mlflow.exceptions import MlflowException
+
     location = None
     if tracking_uri.startswith("sqlite:///"):
         location = str(Path(tracking_uri[len("sqlite:///"):]).parent / "mlartifacts" / name)
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another sweep created it between the lookup and now
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 @functools.cache
@@ -77,11 +85,12 @@ def environment_tags() -> dict[str, str]:
     repo = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10,
+            check=False,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo, capture_output=True, text=True, timeout=10,
+            cwd=repo, capture_output=True, text=True, timeout=10, check=False,
         ).stdout.strip()
         if commit:
             tags["mlflow.source.git.commit"] = commit
@@ -342,7 +351,8 @@ class NestedMlflowCallback(Callback):
         try:
             fn(*args)
         except Exception as err:  # noqa: BLE001 - see module docstring: never stop the sweep
-            log.warning("MLflow logging failed in %s: %s: %s", fn.__name__, type(err).__name__, err)
+            log.warning("MLflow logging failed in %s: %s: %s", fn.__name__,
+                        type(err).__name__, err)
 
 
 def _error_text(trial: Trial) -> str:

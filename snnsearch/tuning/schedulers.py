@@ -32,6 +32,7 @@ class SchedulerSettings:
         time_attr: the result key that counts progress; one report per epoch makes
             ``training_iteration`` the epoch count.
         objectives: ``((metric, mode), ...)`` for multi-objective schedulers.
+        seed: the sweep seed, for schedulers that draw random numbers.
         options: extra keyword arguments from the space file's ``tune.scheduler_options``.
     """
 
@@ -42,6 +43,7 @@ class SchedulerSettings:
     reduction_factor: float = 3.0
     time_attr: str = "training_iteration"
     objectives: tuple[tuple[str, str], ...] = ()
+    seed: int | None = None
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 

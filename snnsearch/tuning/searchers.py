@@ -10,6 +10,7 @@ that fallback the expected case, not a surprise.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +70,9 @@ def _qmc(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
     # does not apply.
     options.setdefault("warn_asynchronous_seeding", False)
     options.setdefault("scramble", True)
-    return optuna.samplers.QMCSampler(seed=seed, **options)
+    with warnings.catch_warnings():  # chosen by name on purpose; "experimental" is no news here
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(seed=seed, **options)
 
 
 def build_searcher(

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "max_failures": 0,
     "scheduler_options": {},
     "sampler_options": {},
+    "objectives": (),
 }
 
 
@@ -57,6 +58,9 @@ class SweepSettings:
         seed: sampler seed (and the trial ``seed`` when the space fixes one).
         max_failures: retries of a crashed trial from its last checkpoint.
         scheduler_options, sampler_options: extra constructor keywords.
+        objectives: ``((metric, mode), ...)`` for multi-objective schedulers (``--objectives
+            val_acc:max,energy_mj:min``); ``metric``/``mode`` stay the single objective that
+            Ray's searcher, TuneConfig and best-trial summary use.
     """
 
     task: str
@@ -83,6 +87,7 @@ class SweepSettings:
     max_failures: int
     scheduler_options: Mapping[str, Any]
     sampler_options: Mapping[str, Any]
+    objectives: tuple[tuple[str, str], ...] = ()
 
     @property
     def sweep_dir(self) -> str:
@@ -94,6 +99,7 @@ class SweepSettings:
         out = dataclasses.asdict(self)
         out["scheduler_options"] = dict(self.scheduler_options)
         out["sampler_options"] = dict(self.sampler_options)
+        out["objectives"] = [list(o) for o in self.objectives]
         return out
 
 
@@ -144,7 +150,25 @@ def resolve_settings(
         max_failures=int(merged["max_failures"]),
         scheduler_options=dict(merged["scheduler_options"]),
         sampler_options=dict(merged["sampler_options"]),
+        objectives=parse_objectives(merged["objectives"]),
     )
+
+
+def parse_objectives(spec: Any) -> tuple[tuple[str, str], ...]:
+    """``"val_acc:max,energy_mj:min"`` or ``[[val_acc, max], ...]`` → ``((name, mode), ...)``.
+
+    Raises:
+        ValueError: an item without ``:min``/``:max``.
+    """
+    if not spec:
+        return ()
+    items = [s.strip().split(":") for s in spec.split(",")] if isinstance(spec, str) else spec
+    pairs = []
+    for item in items:
+        if len(item) != 2 or item[1] not in ("min", "max") or not item[0]:
+            raise ValueError(f"objectives: expected metric:min|max items, got {item!r}")
+        pairs.append((str(item[0]), str(item[1])))
+    return tuple(pairs)
 
 
 def normalize_tracking_uri(uri: str | None) -> str:

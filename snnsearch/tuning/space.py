@@ -38,7 +38,7 @@ TUNE_KEYS = frozenset(
     {
         "metric", "mode", "samples", "sampler", "scheduler", "max_epochs", "grace",
         "reduction_factor", "cpus_per_trial", "gpus_per_trial", "concurrency", "seed",
-        "max_failures", "scheduler_options", "sampler_options",
+        "max_failures", "scheduler_options", "sampler_options", "objectives",
     }
 )
 SMOKE_KEYS = frozenset({"fixed", "tune"})
@@ -125,8 +125,7 @@ class DefineByRun:
         for param in self.params:
             if param.active(values):
                 values[param.name] = param.suggest(trial)
-        # Returning None: OptunaSearch takes exactly the suggested values as the trial's config.
-        return None
+        # No return value: OptunaSearch takes exactly the suggested values as the trial's config.
 
 
 @dataclasses.dataclass(frozen=True)

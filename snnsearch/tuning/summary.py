@@ -75,8 +75,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items())
     lines = [
         f"Sweep summary: {summary['trials']} trials ({counts})",
-        f"  total trial time {summary['total_trial_time_s']:.1f} s, "
-        f"GPU-hours {summary['gpu_hours']:.3f}",
+        (f"  total trial time {summary['total_trial_time_s']:.1f} s, "
+         f"GPU-hours {summary['gpu_hours']:.3f}"),
     ]
     if summary["best_trial_id"] is None:
         lines.append(f"  no trial reported {summary['metric']}")
@@ -89,7 +89,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     config = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(params.items()))
     lines.append(f"  params: {config}")
     shown = {k: v for k, v in summary["best_last_metrics"].items() if "/" not in k}
-    lines.append("  last metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items())))
+    metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items()))
+    lines.append(f"  last metrics: {metrics}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,64 @@
+"""``python -m snnsearch.report <sweep dir>``: top trials of a sweep and its plots.
+
+Reads ``trials.parquet`` (or rebuilds the table from Ray's experiment state when the driver died
+before writing it) and ``sweep.json`` for the objective, prints the best trials and writes
+``plots/`` into the sweep directory (local paths; for s3:// sweeps copy the directory first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m snnsearch.report", description=__doc__)
+    parser.add_argument("sweep_dir", help="the sweep directory (<storage>/<name>)")
+    parser.add_argument("--top", type=int, default=10, help="how many trials to print")
+    parser.add_argument("--metric", help="objective (default: the sweep's, from sweep.json)")
+    parser.add_argument("--mode", choices=("min", "max"), help="direction of --metric")
+    parser.add_argument("--no-plots", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+
+    import pandas as pd
+
+    from snnsearch.reporting.plots import plot_sweep, varied_params
+    from snnsearch.reporting.results import load_table
+
+    sweep_dir = Path(args.sweep_dir)
+    settings_file = sweep_dir / "sweep.json"
+    saved = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    metric, mode = args.metric or saved.get("metric"), args.mode or saved.get("mode")
+    if not metric or not mode:
+        print(f"error: {sweep_dir} has no sweep.json; pass --metric and --mode", file=sys.stderr)
+        return 2
+    try:
+        table = load_table(str(sweep_dir))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {sweep_dir}: no trial table ({err})", file=sys.stderr)
+        return 2
+    best = f"best_{metric}"
+    if best not in table:
+        print(f"error: the table has no {best}; columns: {', '.join(table.columns)}",
+              file=sys.stderr)
+        return 2
+    table = table.sort_values(best, ascending=mode == "min", na_position="last")
+    columns = ["trial_id", "status", "epochs_run", best, "last/energy_mj", "time_total_s"]
+    columns += [f"config/{p}" for p in varied_params(table)]
+    shown = table[[c for c in columns if c in table]].head(args.top)
+    counts = table["status"].value_counts().to_dict()
+    print(f"{sweep_dir}: {len(table)} trials {counts}; top {len(shown)} by {metric} ({mode})")
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(shown.rename(columns=lambda c: c.removeprefix("config/")).to_string(index=False))
+    if not args.no_plots:
+        written = plot_sweep(table, metric, sweep_dir / "plots")
+        print(f"{len(written)} plots in {sweep_dir / 'plots'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The trial table: one row per trial with config, best and last metrics, status, epochs, time.
+
+Column scheme (flat, so Parquet, pandas and MLflow agree)::
+
+    trial_id, status, error, epochs_run, time_total_s, path,
+    best_<metric>, best_epoch, config/<key>..., last/<metric>...
+
+Built from Ray's ``ResultGrid`` after ``fit()`` or, for ``snnsearch.report`` on an old sweep,
+from the sweep directory through ``tune.ExperimentAnalysis``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from snnsearch.tuning import _storage
+from snnsearch.tuning.summary import error_headline, trial_status
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from ray.tune import Result
+
+TABLE_FILE = "trials.parquet"
+_BOOKKEEPING = frozenset(
+    {"timestamp", "pid", "done", "time_since_restore", "iterations_since_restore",
+     "warmup_time", "should_checkpoint", "trial_id", "date", "hostname", "node_ip",
+     "config", "checkpoint_dir_name", "experiment_tag"}
+)
+
+
+def row_from_result(result: Result, *, metric: str, mode: str) -> dict[str, Any]:
+    """One table row from a Tune ``Result`` (errored trials included)."""
+    last = dict(result.metrics or {})
+    config = dict(result.config or {})
+    history = result.metrics_dataframe
+    epochs_run = last.get("training_iteration")
+    row: dict[str, Any] = {
+        "trial_id": last.get("trial_id") or _trial_id_from_path(result.path),
+        "status": trial_status(
+            errored=result.error is not None, epochs_run=epochs_run,
+            planned_epochs=config.get("epochs"),
+        ),
+        "error": error_headline(result.error),
+        "epochs_run": int(epochs_run or 0),
+        "time_total_s": float(last.get("time_total_s") or 0.0),
+        "path": str(result.path),
+    }
+    row[f"best_{metric}"], row["best_epoch"] = _best(history, metric, mode)
+    row.update({f"config/{k}": v for k, v in config.items()})
+    row.update(
+        {f"last/{k}": v for k, v in last.items()
+         if k not in _BOOKKEEPING and isinstance(v, int | float | str) and not isinstance(v, bool)}
+    )
+    return row
+
+
+def rows_from_results(results: Iterable[Result], *, metric: str, mode: str) -> list[dict]:
+    """Rows for every trial of a ``ResultGrid`` (or any iterable of ``Result``)."""
+    return [row_from_result(r, metric=metric, mode=mode) for r in results]
+
+
+def to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """A pyarrow table from rows; columns mixing strings and numbers become strings."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {}
+    for key in dict.fromkeys(k for r in rows for k in r):
+        values = [r.get(key) for r in rows]
+        kinds = {_kind(v) for v in values if v is not None}
+        if len(kinds) > 1:
+            values = [None if v is None else str(v) for v in values]
+        columns[key] = values
+    return pa.table(columns) if columns else pa.table({"trial_id": pa.array([], pa.string())})
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], sweep_dir: str) -> str:
+    """Writes ``trials.parquet`` into the sweep directory (local or URI); returns its path."""
+    import pyarrow.parquet as pq
+
+    path = _storage.join(sweep_dir, TABLE_FILE)
+    fs, fs_path = _storage.resolve(path)
+    pq.write_table(to_arrow(rows), fs_path, filesystem=fs)
+    return path
+
+
+def load_table(sweep_dir: str) -> pd.DataFrame:
+    """The sweep's trial table; built from the Ray experiment state if no Parquet exists."""
+    import pyarrow.parquet as pq
+
+    path = _storage.join(sweep_dir, TABLE_FILE)
+    if _storage.exists(path):
+        fs, fs_path = _storage.resolve(path)
+        return pq.read_table(fs_path, filesystem=fs).to_pandas()
+    return to_arrow(table_from_sweep_dir(sweep_dir)).to_pandas()
+
+
+def table_from_sweep_dir(sweep_dir: str, *, metric: str | None = None,
+                         mode: str | None = None) -> list[dict[str, Any]]:
+    """Rows rebuilt from a sweep directory's Ray state (metric/mode from ``sweep.json``)."""
+    import json
+
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    if metric is None or mode is None:
+        saved = json.loads(_storage.read_text(_storage.join(sweep_dir, "sweep.json")) or "{}")
+        metric, mode = metric or saved.get("metric"), mode or saved.get("mode")
+    if not metric or mode not in ("min", "max"):
+        raise ValueError(f"{sweep_dir}: no sweep.json; pass the metric and mode explicitly")
+    analysis = ExperimentAnalysis(sweep_dir, default_metric=metric, default_mode=mode)
+    return rows_from_results(ResultGrid(analysis), metric=metric, mode=mode)
+
+
+def _best(history: pd.DataFrame | None, metric: str, mode: str) -> tuple[float | None, int | None]:
+    if history is None or metric not in history or history[metric].dropna().empty:
+        return None, None
+    series = history[metric].astype(float).dropna()
+    index = series.idxmax() if mode == "max" else series.idxmin()
+    epoch_col = "training_iteration" if "training_iteration" in history else None
+    epoch = int(history.loc[index, epoch_col]) if epoch_col else int(index) + 1
+    value = float(series.loc[index])
+    return (value if math.isfinite(value) else None), epoch
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+def _trial_id_from_path(path: str | None) -> str:
+    name = str(path or "").rstrip("/").rsplit("/", 1)[-1]
+    parts = name.split("_")
+    return parts[2] if len(parts) > 2 else name

@@ -1,0 +1,116 @@
+"""The shared command line of ``sweeps/mnist.py``, ``sweeps/fashion.py`` and ``sweeps/depth.py``.
+
+Every flag defaults to None so that precedence is explicit: a flag given on the command line wins
+over the space file's ``tune``/``smoke`` sections, which win over built-in defaults
+(``settings.resolve_settings``). Choices for ``--sampler``/``--scheduler`` come from the
+registries, so a newly registered scheduler shows up here without edits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
+    """The sweep CLI for ``task`` (importing only the cheap registries)."""
+    from snnsearch.tuning.schedulers import SCHEDULERS
+    from snnsearch.tuning.searchers import SAMPLERS
+
+    p = argparse.ArgumentParser(
+        prog=f"sweeps/{task}.py",
+        description=f"Hyperparameter sweep for {task} on Ray Tune + Optuna, logged to MLflow.",
+    )
+    p.add_argument("--space", type=Path, default=default_space, help="search-space YAML")
+    p.add_argument("--samples", type=int, help="number of trials")
+    p.add_argument("--sampler", choices=SAMPLERS.names(), help="Optuna sampler")
+    p.add_argument("--scheduler", choices=SCHEDULERS.names(), help="trial scheduler")
+    p.add_argument("--objectives",
+                   help="multi-objective schedulers: e.g. val_acc:max,energy_mj:min")
+    p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA max_t)")
+    p.add_argument("--grace", type=int, help="ASHA grace period in epochs")
+    p.add_argument("--reduction-factor", type=float, help="ASHA reduction factor (eta)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; 0.25 packs 4 per GPU")
+    p.add_argument("--concurrency", type=int, help="most trials running at once")
+    p.add_argument("--storage",
+                   help="sweep storage: local/NFS path or s3://... (default ~/ray_results)")
+    p.add_argument("--name", help="sweep name (directory under --storage); required with --resume")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue an interrupted sweep (Tuner.restore)")
+    p.add_argument("--mlflow-uri", help="tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--data-dir", help="dataset root passed to the trainable")
+    p.add_argument("--seed", type=int, help="sampler and trial seed")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny data, few epochs and samples: a ~1 minute check on 2 CPUs")
+    return p
+
+
+def main(task: str, argv: Sequence[str] | None = None, default_space: Path | None = None) -> int:
+    """Parses flags, runs the sweep, prints the summary. Returns the exit code.
+
+    Args:
+        task: "mnist", "fashion" or "depth" (names the default space and sweep).
+        argv: arguments (default ``sys.argv[1:]``).
+        default_space: space file when ``--space`` is not given.
+    """
+    parser = build_parser(task, default_space or REPO / "search_spaces" / f"{task}.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from snnsearch.tuning.run import run_sweep
+    from snnsearch.tuning.settings import resolve_settings
+    from snnsearch.tuning.space import SpaceError, load_space
+
+    try:
+        space = load_space(args.space)
+        overrides = {k: v for k, v in vars(args).items() if k not in ("space", "smoke")}
+        settings = resolve_settings(space, task=task, overrides=overrides, smoke=args.smoke)
+        if settings.resume:
+            settings = _stored_settings(settings, args)
+        print(f"sweep {settings.name}: {settings.samples} trials of {space.trainable} "
+              f"({settings.sampler}/{settings.scheduler}) -> {settings.sweep_dir}", flush=True)
+        outcome = run_sweep(settings, space)
+    except (SpaceError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(outcome.text)
+    print(f"trial table: {outcome.table_path}\nMLflow: {settings.mlflow_uri} "
+          f"experiment {settings.experiment!r}, parent run {outcome.parent_run_id}")
+    failed = outcome.summary["counts"]["errored"]
+    return 1 if failed == outcome.summary["trials"] and failed else 0
+
+
+def _stored_settings(settings, args: argparse.Namespace):
+    """On ``--resume`` the sweep continues with the settings it started with (sweep.json);
+    a different ``--mlflow-uri`` would split the sweep across stores, so it is refused."""
+    import dataclasses
+
+    from snnsearch.tuning import _storage
+    from snnsearch.tuning.run import SETTINGS_FILE
+    from snnsearch.tuning.settings import SweepSettings
+
+    if args.name is None:
+        raise ValueError("--resume needs --name (and --storage) of the sweep to continue")
+    text = _storage.read_text(_storage.join(settings.sweep_dir, SETTINGS_FILE))
+    if text is None:
+        raise ValueError(
+            f"--resume: no sweep to resume at {settings.sweep_dir} (no {SETTINGS_FILE}); "
+            "check --storage/--name"
+        )
+    stored = json.loads(text)
+    if args.mlflow_uri and settings.mlflow_uri != stored["mlflow_uri"]:
+        raise ValueError(
+            f"--resume: sweep logs to {stored['mlflow_uri']}, not {settings.mlflow_uri}; "
+            "drop --mlflow-uri or pass the original"
+        )
+    fields = {f.name for f in dataclasses.fields(SweepSettings)}
+    kept = {k: v for k, v in stored.items() if k in fields}
+    kept["objectives"] = tuple(tuple(o) for o in kept.get("objectives", ()))
+    return SweepSettings(**{**kept, "resume": True, "storage": settings.storage,
+                            "name": settings.name})

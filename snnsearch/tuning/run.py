@@ -1,0 +1,294 @@
+"""The one place that assembles Ray Tune objects: Tuner, TuneConfig, RunConfig, searcher,
+scheduler and callbacks (STYLE.md convention 5; after syne-tune's ``Tuner`` taking its parts).
+
+``run_sweep`` is the whole life of a sweep: join or start Ray, open (or reopen) the MLflow parent
+run, fit (or ``Tuner.restore`` and fit), write ``trials.parquet``, print and log the summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from snnsearch.tuning import _storage
+from snnsearch.tuning import mlflow_logging as M
+from snnsearch.tuning.schedulers import SchedulerSettings, build_scheduler
+from snnsearch.tuning.searchers import build_searcher
+from snnsearch.tuning.settings import SweepSettings, trial_fixed
+from snnsearch.tuning.space import SearchSpace
+from snnsearch.tuning.summary import format_summary, summarize
+
+if TYPE_CHECKING:
+    from ray import tune
+
+log = logging.getLogger(__name__)
+SETTINGS_FILE = "sweep.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOutcome:
+    """What a finished sweep leaves behind.
+
+    Args:
+        summary: ``summarize`` output (best trial, counts, times).
+        text: the printed summary.
+        table_path: the Parquet trial table.
+        parent_run_id: MLflow parent run.
+        rows: the trial table rows.
+    """
+
+    summary: dict[str, Any]
+    text: str
+    table_path: str
+    parent_run_id: str
+    rows: list[dict[str, Any]]
+
+
+def resolve_trainable(spec: str) -> Callable[[dict[str, Any]], None]:
+    """A trainable from a ``TRAINABLES`` name or a ``package.module:function`` path."""
+    if ":" in spec:
+        module, _, attr = spec.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"trainable {spec!r} cannot be imported: {err}") from None
+    from snnsearch.trainables import TRAINABLES
+
+    return TRAINABLES.get(spec)
+
+
+# Config dataclasses of the registered trainables: space keys are checked against their fields
+# before any trial starts (a typo would otherwise fail every trial, one by one, on the cluster).
+CONFIG_CLASSES = {
+    "classify": "snnsearch.config:ClassifyConfig",
+    "depth": "snnsearch.depth.config:DepthConfig",
+}
+
+
+def check_config_keys(space: SearchSpace) -> None:
+    """Raises a one-line ValueError if a fixed or searched key is not a trainable config key."""
+    target = CONFIG_CLASSES.get(space.trainable)
+    if target is None:
+        return
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    keys = [*space.fixed, *(p.name for p in space.params)]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(
+            f"{space.source}: {unknown[0]}: not a {name} key; valid: {', '.join(sorted(known))}"
+        )
+
+
+def connect_ray() -> None:
+    """Joins the cluster named by ``RAY_ADDRESS`` (set inside ``ray job submit``), else starts
+    a private local Ray.
+
+    ``address="local"`` matters: a bare ``ray.init()`` would attach to any cluster it finds in
+    /tmp/ray, including someone else's.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)
+    else:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+def build_tuner(
+    settings: SweepSettings,
+    space: SearchSpace,
+    *,
+    trainable: Callable[[dict[str, Any]], None],
+    callbacks: Sequence[tune.Callback] = (),
+) -> tune.Tuner:
+    """A fresh Tuner for ``settings`` over ``space`` (``restore_tuner`` for ``--resume``)."""
+    from ray import tune
+
+    fixed = trial_fixed(space, settings)
+    # Fixed values (smoke, CLI) replace searched parameters of the same name.
+    space = space.with_fixed(fixed)
+    searcher = build_searcher(
+        space=space.define_by_run(), sampler=settings.sampler, seed=settings.seed,
+        metric=settings.metric, mode=settings.mode, options=settings.sampler_options,
+    )
+    scheduler = build_scheduler(
+        settings.scheduler,
+        SchedulerSettings(
+            metric=settings.metric, mode=settings.mode, max_t=settings.max_epochs,
+            grace_period=settings.grace, reduction_factor=settings.reduction_factor,
+            objectives=settings.objectives, seed=settings.seed,
+            options=settings.scheduler_options,
+        ),
+    )
+    tune_config = tune.TuneConfig(
+        metric=settings.metric,
+        mode=settings.mode,
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=settings.samples,
+        max_concurrent_trials=settings.concurrency,
+        # Reusing trial actors skips a fresh worker process (and torch import) per trial.
+        reuse_actors=True,
+    )
+    run_config = tune.RunConfig(
+        name=settings.name,
+        storage_path=settings.storage,
+        callbacks=list(callbacks),
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        # Keep the latest two per trial: resume needs the last one, figures are in MLflow.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        progress_reporter=_console_reporter(settings, space),
+        verbose=1,
+    )
+    return tune.Tuner(
+        _with_resources(trainable, settings),
+        param_space=fixed,
+        tune_config=tune_config,
+        run_config=run_config,
+    )
+
+
+def _console_reporter(settings: SweepSettings, space: SearchSpace) -> tune.ProgressReporter:
+    """A compact status table every 30 s (objective, epochs and sampled parameters).
+
+    Ray's newer console output prints a box per trial start/finish, which floods the console on
+    a 100-trial sweep; the table reporter is used instead (see ``_table_console``).
+    """
+    from ray import tune
+
+    return tune.CLIReporter(
+        metric_columns={settings.metric: settings.metric, "training_iteration": "epochs"},
+        # No parameter_columns: Ray then shows each trial's sampled parameters; a fixed list
+        # would crash its best-trial line on conditional parameters a trial did not sample.
+        max_report_frequency=30,
+        max_progress_rows=20,
+        # metric/mode come from TuneConfig; Ray refuses a reporter that has its own.
+        sort_by_metric=True,
+    )
+
+
+@contextlib.contextmanager
+def _table_console() -> Iterator[None]:
+    """Selects Ray's table console output for one fit (Ray reads this variable at fit time)."""
+    # The second variable silences a per-checkpoint warning that num_to_keep triggers on
+    # every short epoch; the snapshots it warns about are what makes --resume work.
+    values = {
+        "RAY_AIR_NEW_OUTPUT": "0",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    }
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def restore_tuner(
+    settings: SweepSettings, trainable: Callable[[dict[str, Any]], None]
+) -> tune.Tuner:
+    """``Tuner.restore`` of an interrupted sweep: finished trials stay finished, unfinished ones
+    continue from their last checkpoint, errored ones stay errored. Searcher, scheduler and
+    callbacks (with the parent run id) come back from the sweep directory."""
+    from ray import tune
+
+    return tune.Tuner.restore(
+        settings.sweep_dir, trainable=_with_resources(trainable, settings),
+        resume_unfinished=True, resume_errored=False, restart_errored=False,
+    )
+
+
+def _with_resources(trainable: Callable[[dict[str, Any]], None], settings: SweepSettings) -> Any:
+    from ray import tune
+
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    return tune.with_resources(trainable, resources)
+
+
+def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
+    """Runs (or resumes) a sweep end to end and returns its outcome.
+
+    Raises:
+        ValueError: ``--resume`` without a resumable sweep, or a new sweep over an existing one.
+    """
+    sweep_dir = settings.sweep_dir
+    state_exists = _storage.exists(_storage.join(sweep_dir, "tuner.pkl"))
+    if settings.resume and not state_exists:
+        raise ValueError(f"--resume: no sweep to resume at {sweep_dir}; check --storage/--name")
+    if not settings.resume and state_exists:
+        raise ValueError(f"{sweep_dir} already holds a sweep; pass --resume or a new --name")
+    trainable = resolve_trainable(space.trainable)
+    check_config_keys(space.with_fixed(trial_fixed(space, settings)))
+    connect_ray()
+    parent = M.SweepParentRun(tracking_uri=settings.mlflow_uri, experiment=settings.experiment)
+    parent_id = M.read_parent_id(sweep_dir) if settings.resume else None
+    parent_id = parent.start(
+        name=settings.name, params=_parent_params(settings, space),
+        space=space.to_dict(), existing_run_id=parent_id,
+    )
+    try:
+        if settings.resume:
+            tuner = restore_tuner(settings, trainable)
+        else:
+            M.write_parent_id(sweep_dir, parent_id)
+            _storage.write_text(
+                _storage.join(sweep_dir, SETTINGS_FILE), M.dump_json(settings.to_dict())
+            )
+            callback = M.NestedMlflowCallback(
+                tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
+                parent_run_id=parent_id, sweep=settings.name,
+            )
+            tuner = build_tuner(settings, space, trainable=trainable, callbacks=[callback])
+        with _table_console():
+            results = tuner.fit()
+    except BaseException as err:
+        parent.fail(parent_id, f"{type(err).__name__}: {err}")
+        raise
+    searched = [p.name for p in space.with_fixed(trial_fixed(space, settings)).params]
+    return _finish(settings, parent, parent_id, results, searched)
+
+
+def _finish(
+    settings: SweepSettings, parent: M.SweepParentRun, parent_id: str,
+    results: tune.ResultGrid, searched: Sequence[str],
+) -> SweepOutcome:
+    from snnsearch.reporting.results import rows_from_results, write_table
+
+    rows = rows_from_results(results, metric=settings.metric, mode=settings.mode)
+    table_path = write_table(rows, settings.sweep_dir)
+    summary = summarize(
+        rows, metric=settings.metric, mode=settings.mode,
+        gpus_per_trial=settings.gpus_per_trial, searched=searched,
+    )
+    summary["sweep_dir"] = settings.sweep_dir
+    text = format_summary(summary)
+    files = [] if _storage.is_uri(table_path) else [table_path]
+    parent.finish(parent_id, summary=summary, text=text, files=files)
+    return SweepOutcome(summary, text, table_path, parent_id, rows)
+
+
+def _parent_params(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, value in settings.to_dict().items():
+        if key in ("resume",):
+            continue
+        params[key] = json.dumps(value) if isinstance(value, dict) else value
+    fixed = trial_fixed(space, settings)
+    params.update({f"fixed.{k}": v for k, v in fixed.items()})
+    searched = space.with_fixed(fixed).params
+    params.update({f"space.{p.name}": json.dumps(p.to_dict()) for p in searched})
+    return params

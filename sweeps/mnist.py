@@ -1,0 +1,13 @@
+"""Hyperparameter sweep for MNIST: `python sweeps/mnist.py --smoke`.
+
+Thin entry point (STYLE.md convention 8): flags, precedence and the sweep itself live in
+`snnsearch.tuning`. Works locally and under `ray job submit -- python sweeps/mnist.py ...`
+(it joins the cluster through RAY_ADDRESS). See docs/sweeps.md.
+"""
+
+import sys
+
+from snnsearch.tuning.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("mnist"))
