@@ -65,7 +65,8 @@ def _load_split(name: str, root: Path, train: bool) -> tuple[torch.Tensor, torch
     except Exception as err:
         raw = root / cls.__name__ / "raw"
         raise RuntimeError(
-            f"{name} not found under {raw} and the download failed ({type(err).__name__}); "
+            f"{name} files missing or corrupted (md5 mismatch) under {raw} and the download "
+            f"failed ({type(err).__name__}); "
             f"put {', '.join(RAW_FILES)} there or pass --data-dir / set SNNSEARCH_DATA"
         ) from None
     images = ds.data.unsqueeze(1).float().div_(255.0)

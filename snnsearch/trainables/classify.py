@@ -7,6 +7,7 @@ config, so a resumed trial continues exactly where it stopped.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -122,6 +123,11 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         train = train_one_epoch(model, data.train_x, data.train_y, optimizer=optimizer,
                                 loss_fn=loss_fn, batch_size=cfg.batch_size, generator=shuffle)
+        if not math.isfinite(train["train_loss"]):
+            # Fail the trial (Ray records it as errored) rather than report NaN as a score.
+            raise FloatingPointError(
+                f"train_loss is {train['train_loss']} at epoch {epoch} (lr={cfg.lr}, "
+                f"optimizer={cfg.optimizer}); the trial diverged: lower lr")
         scheduler.step()
         val = evaluate(model, data.val_x, data.val_y, loss_fn=loss_fn, batch_size=512)
         stats = spike_stats(model, probe_x, timesteps=timesteps, spiking=not cfg.is_ann,

@@ -28,7 +28,7 @@ def test_fashion_subset(mnist_root: Path) -> None:
 
 
 def test_missing_files_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match=r"mnist not found under .*MNIST/raw.*put train-images-idx3-ubyte.gz") as info:
+    with pytest.raises(RuntimeError, match=r"mnist files missing or corrupted \(md5 mismatch\) under .*MNIST/raw.*put train-images-idx3-ubyte.gz") as info:
         load_classification("mnist", root=tmp_path)
     assert "\n" not in str(info.value)
 
@@ -40,7 +40,7 @@ def test_corrupt_file_is_reported(tmp_path: Path, shared_data: Path) -> None:
         (raw / file.name).symlink_to(file)
     (raw / "t10k-labels-idx1-ubyte.gz").unlink()
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not a gzip file")
-    with pytest.raises(RuntimeError, match="not found under"):
+    with pytest.raises(RuntimeError, match="missing or corrupted"):
         load_classification("mnist", root=tmp_path)
 
 
