@@ -4,7 +4,8 @@ Layout: ``<root>/<date>/<date>_drive_<id>_sync/image_02/data/<10 digits>.png`` w
 calibration files ``<root>/<date>/calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``. Split files
 hold lines ``<date>/<drive folder> <frame> l`` (monodepth2's ``splits/*/*_files.txt``). Each item
 is a triplet of frames ``[0, -1, +1]``, resized to ``height × width`` on the CPU; colour jitter and
-flips run batched on the GPU (:class:`GpuAugment`, kornia.augmentation).
+flips run batched on the GPU (:class:`GpuAugment`, kornia.augmentation). Drives with a
+``poses.txt`` (the synthetic scenes) can also yield their known camera motion per item.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from torch.utils.data import Dataset
 
 CAM = "02"  # left colour camera; the only one monocular training needs
 FRAME_IDS = (0, -1, 1)
+# Per-drive camera poses (KITTI odometry format: one 3×4 camera→first-frame row per frame). KITTI
+# raw has none; the synthetic scenes write it, and ``known_pose`` datasets read it.
+POSES_FILE = "poses.txt"
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,14 @@ class DepthSample(NamedTuple):
     frames: ``[F, 3, H, W]`` float in [0, 1], in ``FRAME_IDS`` order.
     K: ``[4, 4]`` intrinsics scaled to ``H × W`` pixels.
     idx: position in the dataset (``[B]`` after collation), to look up GT.
+    poses: ``[F-1, 4, 4]`` known target→source transforms (source frames in ``FRAME_IDS[1:]``
+        order), or None when the camera motion is not known (it is then predicted).
     """
 
     frames: torch.Tensor
     K: torch.Tensor
     idx: int | torch.Tensor
+    poses: torch.Tensor | None = None
 
 
 def read_split(path: str | Path) -> list[SplitItem]:
@@ -131,6 +138,36 @@ def normalized_intrinsics(root: str | Path, date: str) -> np.ndarray:
     return K
 
 
+def read_poses(root: str | Path, folder: str) -> np.ndarray:
+    """``[N, 4, 4]`` camera→first-frame poses of a drive from its ``poses.txt``.
+
+    A missing file is an error naming it: ``pose=known`` needs the camera motion, which KITTI raw
+    does not ship (use ``pose=net`` there, or provide the file in the odometry format).
+    """
+    path = Path(root) / folder / POSES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pose=known needs {path} (one 3x4 camera pose per frame, KITTI odometry format); "
+            "use pose=net for drives without known motion"
+        )
+    rows = np.loadtxt(path, ndmin=2)
+    if rows.shape[1] != 12:
+        raise ValueError(f"{path}: expected 12 numbers per line (a 3x4 pose), got {rows.shape[1]}")
+    poses = np.tile(np.eye(4), (len(rows), 1, 1))
+    poses[:, :3, :] = rows.reshape(-1, 3, 4)
+    return poses
+
+
+def target_to_source(poses: np.ndarray, frame: int, frame_ids: Sequence[int]) -> torch.Tensor:
+    """``[F-1, 4, 4]`` transforms mapping frame ``frame``'s camera points into each source camera
+    (``inv(P_source) @ P_target``), the convention of the warp and of the pose network."""
+    if frame + max(frame_ids) >= len(poses) or frame + min(frame_ids) < 0:
+        raise ValueError(f"poses file has {len(poses)} rows; frame {frame} needs its neighbours")
+    target = poses[frame]
+    out = [np.linalg.inv(poses[frame + k]) @ target for k in frame_ids[1:]]
+    return torch.as_tensor(np.stack(out), dtype=torch.float32)
+
+
 def scaled_intrinsics(K_norm: np.ndarray | torch.Tensor, height: int, width: int) -> torch.Tensor:
     K = torch.as_tensor(np.asarray(K_norm), dtype=torch.float32).clone()
     K[0, :] *= width
@@ -159,6 +196,8 @@ class KittiRawDataset(Dataset):
         width: working width (monodepth2: 640).
         frame_ids: temporal offsets loaded per item; 0 first.
         ext: image extension (monodepth2 often converts to .jpg; raw KITTI is .png).
+        known_pose: also return the drives' known camera motion (``poses.txt``, see
+            :func:`read_poses`), so training can skip the pose network.
     """
 
     def __init__(
@@ -170,6 +209,7 @@ class KittiRawDataset(Dataset):
         width: int = 640,
         frame_ids: Sequence[int] = FRAME_IDS,
         ext: str = ".png",
+        known_pose: bool = False,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -183,6 +223,8 @@ class KittiRawDataset(Dataset):
         self.frame_ids = tuple(frame_ids)
         self.ext = ext
         self._K = {d: normalized_intrinsics(self.root, d) for d in {i.date for i in self.items}}
+        folders = sorted({i.folder for i in self.items})
+        self._poses = {f: read_poses(self.root, f) for f in folders} if known_pose else None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -198,7 +240,10 @@ class KittiRawDataset(Dataset):
             ]
         )
         K = scaled_intrinsics(self._K[item.date], self.height, self.width)
-        return DepthSample(frames, K, index)
+        poses = None
+        if self._poses is not None:
+            poses = target_to_source(self._poses[item.folder], item.frame, self.frame_ids)
+        return DepthSample(frames, K, index, poses)
 
 
 class GpuAugment(nn.Module):
@@ -207,7 +252,8 @@ class GpuAugment(nn.Module):
 
     The same jitter parameters are applied to every frame of an item; the loss uses the un-jittered
     (but flipped) frames, as in monodepth2. K is left unchanged on flips (cx ≈ W/2 on KITTI, the
-    approximation monodepth2 makes as well).
+    approximation monodepth2 makes as well). Known poses of flipped items are mirrored too
+    (``F T F`` with ``F = diag(-1, 1, 1, 1)``): the flipped frames show the x-mirrored world.
     """
 
     def __init__(self) -> None:
@@ -216,14 +262,20 @@ class GpuAugment(nn.Module):
 
         self.jitter = KA.ColorJiggle(0.2, 0.2, 0.2, 0.1, p=0.5)
 
-    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """frames ``[B, F, 3, H, W]`` → (jittered network input, flipped loss targets)."""
+    def forward(
+        self, frames: torch.Tensor, poses: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """frames ``[B, F, 3, H, W]`` (and known poses ``[B, F-1, 4, 4]`` or None) →
+        (jittered network input, flipped loss targets, flipped poses or None)."""
         b, f = frames.shape[:2]
         flip = torch.rand(b, device=frames.device) < 0.5
         frames = torch.where(flip[:, None, None, None, None], frames.flip(-1), frames)
+        if poses is not None:
+            mirror = torch.diag(poses.new_tensor([-1.0, 1.0, 1.0, 1.0]))
+            poses = torch.where(flip[:, None, None, None], mirror @ poses @ mirror, poses)
         params = self.jitter.forward_parameters(torch.Size((b, 3, *frames.shape[-2:])))
         jittered = torch.stack([self.jitter(frames[:, i], params=params) for i in range(f)], dim=1)
-        return jittered, frames
+        return jittered, frames, poses
 
 
 _DRIVE = re.compile(r"^\d{4}_\d{2}_\d{2}/\d{4}_\d{2}_\d{2}_drive_\d{4}_sync$")

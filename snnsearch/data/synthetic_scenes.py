@@ -4,10 +4,11 @@
 Each scene is a corridor: a ground plane 1.65 m below the camera (KITTI's camera height), two side
 walls, a back wall and a few boxes standing on the ground, all covered by a solid 3-D value-noise
 texture (so the photometric loss has gradients everywhere and brightness is constant across
-frames). The camera moves forward along +z with a per-scene speed; frames are ray-cast exactly, and
-the rendered z-depth is the ground truth. Why a hand-written ray caster: the scenes need exact
-dense depth and nothing else, which a few vectorised ray–plane/box intersections give without a
-renderer dependency.
+frames). The camera moves forward along +z with a per-scene speed; frames are ray-cast exactly, the
+rendered z-depth is the ground truth, and the camera poses are written per drive (``poses.txt``)
+so training can use the known motion (``pose=known``). Why a hand-written ray caster: the scenes
+need exact dense depth and nothing else, which a few vectorised ray–plane/box intersections give
+without a renderer dependency.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from snnsearch.data.kitti import SplitItem, write_split
+from snnsearch.data.kitti import POSES_FILE, SplitItem, write_split
 from snnsearch.depth.gt import save_gt_depths
 
 DATE = "2000_01_01"  # not a KITTI date, so synthetic folders cannot be mistaken for real drives
@@ -42,6 +44,9 @@ class SyntheticSpec:
     height: int = 96
     width: int = 320
     seed: int = 0
+    # Bumped whenever the written layout changes, so cached folders of an older layout (which lack
+    # e.g. ``poses.txt``) are never reused: the version is part of the cache key and the marker.
+    layout_version: int = 2
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,16 @@ def _write_calib(date_dir: Path, K: np.ndarray, h: int, w: int) -> None:
     )
 
 
+def _write_poses(path: Path, cam_z: Sequence[float]) -> None:
+    """KITTI odometry-style poses: per frame one line of the 3×4 ``[R | t]`` mapping that frame's
+    camera coordinates into the first frame's (pure forward translation here)."""
+    rows = []
+    for z in cam_z:
+        pose = np.hstack([np.eye(3), np.array([[0.0], [0.0], [z]])])
+        rows.append(" ".join(f"{x:.6e}" for x in pose.ravel()))
+    path.write_text("\n".join(rows) + "\n")
+
+
 def _write_velodyne(path: Path, depth: np.ndarray, K: np.ndarray, stride: int = 2) -> None:
     """A velodyne-style scan: every ``stride``-th pixel back-projected, in the velodyne frame."""
     v, u = np.mgrid[0 : depth.shape[0] : stride, 0 : depth.shape[1] : stride]
@@ -199,6 +214,12 @@ def _generate(root: Path, spec: SyntheticSpec) -> SyntheticDataset:
     for s in range(spec.num_scenes):
         scene, folder = _Scene(rng), f"{DATE}/{DATE}_drive_{s:04d}_sync"
         is_val = s >= spec.num_scenes - spec.val_scenes
+        drive_dir = root / folder
+        drive_dir.mkdir(parents=True, exist_ok=True)
+        _write_poses(
+            drive_dir / POSES_FILE,
+            [f * scene.speed for f in range(spec.frames_per_scene)],
+        )
         for f in range(spec.frames_per_scene):
             img, depth = scene.render(f * scene.speed, K, spec.height, spec.width)
             image_dir = root / folder / "image_02" / "data"

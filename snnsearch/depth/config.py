@@ -26,6 +26,12 @@ class DepthConfig:
     ``v_threshold`` defaults to 0.5 (MS-ResNet's own default): at 1.0, with the blocks' BN weight
     initialised to 0.5 and BN running variance starting at 1, every I-LIF layer was silent in eval
     mode for the first epochs of short runs (measured: silent_fraction 0.94 after 6 steps).
+
+    ``pose``: "net" (monodepth2's pose network) or "known" (the drives' ``poses.txt``, written by
+    the synthetic scenes; like monodepth2's stereo training with a known baseline, it fixes the
+    scale and removes the flat-depth-plus-motion solution). ``init_depth`` > 0 sets the disparity
+    heads' bias so the untrained net predicts about that many metres (0: monodepth2's ≈ 0.2 m);
+    use it with ``pose=known``, whose metric motion needs a plausible starting depth.
     """
 
     data: str = "synthetic"
@@ -43,6 +49,8 @@ class DepthConfig:
     tau: float = 2.0
     v_threshold: float = 0.5
     pretrain: str = "none"
+    pose: str = "net"
+    init_depth: float = 0.0
     batch_size: int = 12
     lr: float = 1e-4
     epochs: int = 20
@@ -74,6 +82,14 @@ class DepthConfig:
             (
                 self.encoder in ("ms_resnet", "resnet"),
                 f"encoder must be ms_resnet or resnet (got {self.encoder!r})",
+            ),
+            (self.pose in ("net", "known"), f"pose must be net or known (got {self.pose!r})"),
+            (
+                self.init_depth == 0 or 0.1 < self.init_depth < 100,
+                (
+                    f"init_depth must be 0 (monodepth2's init) or in (0.1, 100) m "
+                    f"(got {self.init_depth})"
+                ),
             ),
             (self.depth in (18, 34), f"depth must be 18 or 34 (got {self.depth})"),
             (

@@ -53,11 +53,18 @@ def compute_loss(
     frames: torch.Tensor,
     K: torch.Tensor,
     settings: LossSettings,
+    known_poses: torch.Tensor | None = None,
 ) -> DepthLoss:
-    """Loss of one batch; ``net_input`` may be colour-jittered, ``frames`` are the loss targets."""
+    """Loss of one batch; ``net_input`` may be colour-jittered, ``frames`` are the loss targets.
+
+    ``known_poses`` ``[B, F-1, 4, 4]`` (``pose=known``) replace the pose network's prediction.
+    """
     _reset(depth_net)
     disps = depth_net(net_input[:, 0])
-    poses = source_poses(pose_net, net_input)
+    if known_poses is not None:
+        poses = list(known_poses.unbind(1))
+    else:
+        poses = source_poses(pose_net, net_input)
     sources = [frames[:, i] for i in range(1, frames.shape[1])]
     return depth_loss(
         disps,
@@ -87,8 +94,11 @@ def train_epoch(
     start = time.perf_counter()
     for batch in loader:
         frames, K = batch.frames.to(device, non_blocking=True), batch.K.to(device)
-        net_input, frames = augment(frames) if augment is not None else (frames, frames)
-        loss = compute_loss(depth_net, pose_net, net_input, frames, K, settings)
+        poses = batch.poses.to(device) if batch.poses is not None else None
+        net_input = frames
+        if augment is not None:
+            net_input, frames, poses = augment(frames, poses)
+        loss = compute_loss(depth_net, pose_net, net_input, frames, K, settings, poses)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         optimizer.step()
@@ -158,7 +168,13 @@ def validate(
             losses.append(
                 float(
                     compute_loss(
-                        depth_net, pose_net, frames, frames, batch.K.to(device), settings
+                        depth_net,
+                        pose_net,
+                        frames,
+                        frames,
+                        batch.K.to(device),
+                        settings,
+                        batch.poses.to(device) if batch.poses is not None else None,
                     ).total
                 )
             )
@@ -169,8 +185,10 @@ def validate(
 
 def collate(samples: Sequence[DepthSample]) -> DepthSample:
     """Stacks samples (explicit so the batch keeps its NamedTuple type)."""
+    poses = [s.poses for s in samples]
     return DepthSample(
         torch.stack([s.frames for s in samples]),
         torch.stack([s.K for s in samples]),
         torch.tensor([int(s.idx) for s in samples]),
+        None if any(p is None for p in poses) else torch.stack(poses),  # type: ignore[arg-type]
     )

@@ -176,6 +176,27 @@ def build_depth_net(spec: DepthModelSpec, pretrain: str = "none") -> DepthNet:
     return DepthNet(encoder, spec.num_scales)
 
 
+def set_initial_depth(
+    net: DepthNet, depth_m: float, min_depth: float = 0.1, max_depth: float = 100.0
+) -> None:
+    """Sets every disparity head's bias so that an untrained net predicts about ``depth_m``.
+
+    Why: monodepth2's heads start at sigmoid ≈ 0.5, i.e. a depth of ≈ 0.2 m under
+    ``disp_to_depth(·, 0.1, 100)``. With a predicted pose that scale is free, but with a known
+    metric pose (``pose=known``) a 0.2 m scene warps a 1 m step far outside the frame, the
+    auto-mask then prefers the unwarped sources almost everywhere and depth gets little signal.
+    """
+    if not min_depth < depth_m < max_depth:
+        raise ValueError(f"init_depth must be in ({min_depth}, {max_depth}) m (got {depth_m})")
+    lo, hi = 1.0 / max_depth, 1.0 / min_depth
+    p = (1.0 / depth_m - lo) / (hi - lo)
+    bias = float(torch.logit(torch.tensor(p)))
+    heads = [m for m in net.decoder.disp.modules() if isinstance(m, nn.Conv2d)]
+    for conv in heads:
+        assert conv.bias is not None
+        nn.init.constant_(conv.bias, bias)
+
+
 def build_pose_net(pretrain: str = "none") -> PoseNet:
     """Pose network; ImageNet-initialised when the depth encoder is (as monodepth2 does)."""
     net = PoseNet(depth=18)
@@ -194,4 +215,5 @@ __all__ = [
     "build_depth_net",
     "build_pose_net",
     "imagenet_state_dict",
+    "set_initial_depth",
 ]

@@ -24,7 +24,13 @@ from snnsearch.data.kitti import GpuAugment, KittiRawDataset, read_split, scan_f
 from snnsearch.depth.config import MODEL_KEYS, DepthConfig
 from snnsearch.depth.engine import LossSettings, collate, train_epoch, validate
 from snnsearch.depth.gt import depth_map, load_gt_depths
-from snnsearch.models.depth import DepthModelSpec, DepthNet, build_depth_net, build_pose_net
+from snnsearch.models.depth import (
+    DepthModelSpec,
+    DepthNet,
+    build_depth_net,
+    build_pose_net,
+    set_initial_depth,
+)
 from snnsearch.trainables.reporting import LocalReporter, Reporter
 from snnsearch.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -70,8 +76,11 @@ def build_data(cfg: DepthConfig) -> DepthData:
     cfg_root = DepthConfig(**{**cfg.as_dict(), "data_dir": root})
     train_items = _items(cfg_root, train_split, cfg.max_train_items)
     val_items = _items(cfg_root, val_split, cfg.max_val_items)
-    train = KittiRawDataset(root, train_items, height=cfg.height, width=cfg.width)
-    val = KittiRawDataset(root, val_items, height=cfg.height, width=cfg.width)
+    known = cfg.pose == "known"
+    train = KittiRawDataset(
+        root, train_items, height=cfg.height, width=cfg.width, known_pose=known
+    )
+    val = KittiRawDataset(root, val_items, height=cfg.height, width=cfg.width, known_pose=known)
     gts = load_gt_depths(gt_path) if gt_path else [depth_map(root, i) for i in val_items]
     if len(gts) < len(val_items):
         raise ValueError(f"GT file {gt_path} has {len(gts)} maps for {len(val_items)} val items")
@@ -104,6 +113,24 @@ def _rate_metrics(rates: dict[str, float]) -> dict[str, float]:
     return out
 
 
+@torch.no_grad()
+def _write_prediction_figure(
+    net: DepthNet, data: DepthData, device: torch.device, folder: Path, count: int = 3
+) -> None:
+    """Input, predicted disparity and GT for the first ``count`` validation frames."""
+    from snnsearch.depth.engine import _reset
+    from snnsearch.reporting.depth_figures import plot_depth_predictions
+
+    count = min(count, len(data.val))
+    images = torch.stack([data.val[i].frames[0] for i in range(count)]).to(device)
+    net.eval()
+    disparities = net(images)[0]
+    _reset(net)
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_depth_predictions(images, disparities, list(data.gt_depths)[:count],
+                           folder / "depth_predictions.png")
+
+
 def _check_resume(saved: dict[str, Any], cfg: DepthConfig, directory: str) -> None:
     differing = [k for k in MODEL_KEYS if saved.get(k) != getattr(cfg, k)]
     if differing:
@@ -120,6 +147,8 @@ class _Run:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.depth_net = build_depth_net(_model_spec(cfg), cfg.pretrain).to(device)
+        if cfg.init_depth > 0:
+            set_initial_depth(self.depth_net, cfg.init_depth)
         self.pose_net = build_pose_net(cfg.pretrain if cfg.encoder == "resnet" else "none").to(
             device
         )
@@ -213,6 +242,7 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
         ckpt = Path(tempfile.mkdtemp(prefix="snnsearch_depth_ckpt_"))
         try:
             save_checkpoint(ckpt, run.state())
+            _write_prediction_figure(run.depth_net, data, device, ckpt / "figures")
             reporter.report(metrics, str(ckpt))
         finally:
             shutil.rmtree(ckpt, ignore_errors=True)

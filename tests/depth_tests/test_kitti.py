@@ -122,7 +122,7 @@ def test_gpu_augment_is_consistent_within_an_item() -> None:
     torch.manual_seed(0)
     base = torch.rand(6, 1, 3, 32, 96)
     frames = base.expand(6, 3, 3, 32, 96).contiguous()
-    jittered, targets = GpuAugment()(frames)
+    jittered, targets, _ = GpuAugment()(frames)
     assert jittered.shape == targets.shape == frames.shape
     for i in range(6):
         flipped = torch.equal(targets[i, 0], base[i, 0].flip(-1))
@@ -131,3 +131,22 @@ def test_gpu_augment_is_consistent_within_an_item() -> None:
             assert torch.equal(targets[i, f], targets[i, 0])
             assert torch.allclose(jittered[i, f], jittered[i, 0])
     assert not torch.allclose(jittered, targets)  # some items were jittered
+
+
+def test_known_pose_needs_a_poses_file(kitti_root: Path) -> None:
+    items = scan_frames(kitti_root)[:1]
+    with pytest.raises(FileNotFoundError, match=r"pose=known needs .*poses\.txt.*use pose=net"):
+        KittiRawDataset(kitti_root, items, height=64, width=192, known_pose=True)
+
+
+def test_gpu_augment_mirrors_known_poses() -> None:
+    torch.manual_seed(0)
+    frames = torch.rand(8, 3, 3, 32, 96)
+    poses = torch.eye(4).repeat(8, 2, 1, 1)
+    poses[..., :3, 3] = torch.tensor([0.3, -0.1, -1.0])  # sideways and forward motion
+    _, targets, flipped = GpuAugment()(frames, poses)
+    assert flipped is not None
+    for i in range(8):
+        was_flipped = torch.equal(targets[i], frames[i].flip(-1))
+        assert float(flipped[i, 0, 0, 3]) == pytest.approx(-0.3 if was_flipped else 0.3)
+        assert float(flipped[i, 0, 2, 3]) == pytest.approx(-1.0)

@@ -87,3 +87,23 @@ def test_true_depth_and_motion_explain_the_next_frame() -> None:
     err_true = photometric_error(true, to_t(img0))[inner].mean()
     err_flat = photometric_error(flat, to_t(img0))[inner].mean()
     assert err_true < 0.5 * err_flat
+
+
+def test_known_poses_and_gt_depth_explain_the_next_frame(synth) -> None:
+    """``poses.txt`` (written by the generator, read by ``known_pose`` datasets) follows the warp's
+    target→source convention: with the GT depth it reproduces the +1 frame."""
+    val = read_split(synth.val_split)
+    ds = KittiRawDataset(synth.root, val, height=64, width=192, known_pose=True)
+    sample = ds[0]
+    assert sample.poses is not None and sample.poses.shape == (2, 4, 4)
+    back, ahead = sample.poses[0], sample.poses[1]  # sources -1 and +1
+    assert ahead[2, 3] < 0 < back[2, 3] and torch.allclose(ahead[:3, :3], torch.eye(3))
+    assert float(ahead[2, 3]) == pytest.approx(-float(back[2, 3]), rel=1e-5)
+    gt = torch.from_numpy(load_gt_depths(synth.gt_path)[0])[None, None]
+    target, source, K = sample.frames[0][None], sample.frames[2][None], sample.K[None]
+    inner = (slice(None), slice(None), slice(8, -8), slice(16, -16))
+    err_true = photometric_error(warp_source(source, gt, ahead[None], K), target)[inner].mean()
+    err_flat = photometric_error(
+        warp_source(source, torch.full_like(gt, 20.0), ahead[None], K), target
+    )[inner].mean()
+    assert err_true < 0.5 * err_flat

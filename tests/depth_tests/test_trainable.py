@@ -45,6 +45,10 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
         DepthConfig.from_dict({"data": "kitti"})
     with pytest.raises(ValueError, match="neuron must be one of"):
         DepthConfig.from_dict({"neuron": "izhikevich"})
+    with pytest.raises(ValueError, match="pose must be net or known"):
+        DepthConfig.from_dict({"pose": "gps"})
+    with pytest.raises(ValueError, match="init_depth must be 0"):
+        DepthConfig.from_dict({"init_depth": 0.05})
     assert DepthConfig.from_dict({"T": 4.0, "augment": "false"}).T == 4
 
 
@@ -70,6 +74,8 @@ def test_synthetic_run_reports_checkpoints_and_resumes(tmp_path: Path) -> None:
     rates = [k for k in metrics if k.startswith(C.FIRING_RATE_PREFIX)]
     assert len(rates) == 16 and 0 <= metrics[C.OUTPUT_RATE] <= 4  # I-LIF counts go up to D
     assert (first.checkpoints[0] / "state.pt").is_file()
+    figure = first.checkpoints[0] / "figures" / "depth_predictions.png"
+    assert figure.read_bytes()[:4] == b"\x89PNG"
 
     resumed = LocalReporter(tmp_path / "run2", resume_from=first.checkpoints[0])
     train_depth({**config, "epochs": 2}, resumed)
@@ -98,20 +104,63 @@ def test_kitti_sample_run(shared_data: Path, tmp_path: Path) -> None:
     assert 0 < metrics["abs_rel"] < 1.5
 
 
-@pytest.mark.slow
-def test_short_training_lowers_the_photometric_loss(tmp_path: Path) -> None:
-    """A short run on the synthetic scenes must beat the untrained network on the val split's
-    photometric loss (depth and pose jointly explain the frames better).
-
-    abs_rel is recorded but not asserted: in CPU-sized runs (≤ ~200 steps) it stayed at the
-    untrained network's level (≈0.32); see docs/depth.md.
-    """
+def _untrained_val(config: dict[str, Any]) -> tuple[float, float]:
+    """(abs_rel, val loss) of the untrained networks of ``config`` (same seed and init)."""
     import torch
     from torch.utils.data import DataLoader
 
     from snnsearch.depth.engine import LossSettings, collate, validate
     from snnsearch.trainables.depth import _Run, build_data
 
+    cfg = DepthConfig.from_dict(config)
+    data = build_data(cfg)
+    untrained = _Run(cfg, torch.device("cpu"))
+    errors, loss, _ = validate(
+        untrained.depth_net,
+        untrained.pose_net,
+        DataLoader(data.val, batch_size=4, collate_fn=collate),
+        data.gt_depths,
+        torch.device("cpu"),
+        LossSettings(smoothness=cfg.smoothness),
+    )
+    return errors.abs_rel, loss
+
+
+@pytest.mark.slow
+def test_short_training_with_known_pose_improves_abs_rel(tmp_path: Path) -> None:
+    """The synthetic scenes are learnable end to end: with the generator's known camera motion
+    (``pose=known``) a short CPU run lowers the photometric loss and the val split's abs_rel
+    clearly (measured: 0.312 → 0.212 after these 5 epochs of 10 steps; docs/depth.md). The ANN
+    encoder is used because the spiking one generalises to the val scenes more slowly (0.313 →
+    0.274 after 8 epochs), too slowly for a CPU test's budget."""
+    config = {
+        **TINY,
+        "data_dir": str(tmp_path / "synth"),
+        "synthetic_width": 128,  # rendered at the training size: ~1/3 less generation time
+        "encoder": "resnet",
+        "pose": "known",
+        "init_depth": 10.0,
+        "num_scenes": 12,
+        "frames_per_scene": 6,
+        "val_scenes": 2,
+        "batch_size": 4,
+        "lr": 2e-4,
+        "epochs": 5,
+    }
+    abs_rel_before, _ = _untrained_val(config)
+    reporter = LocalReporter(tmp_path / "run")
+    train_depth(config, reporter)
+    history = reporter.history
+    assert history[-1][C.PHOTOMETRIC_LOSS] < 0.9 * history[0][C.PHOTOMETRIC_LOSS]
+    assert history[-1]["abs_rel"] < abs_rel_before - 0.05, (abs_rel_before, history[-1])
+
+
+@pytest.mark.slow
+def test_short_training_lowers_the_photometric_loss(tmp_path: Path) -> None:
+    """With the pose network (the KITTI default) a short spiking run must beat the untrained
+    networks on the val split's photometric loss (depth and pose jointly explain the frames
+    better). abs_rel is not asserted here: with a predicted pose, CPU-sized runs stay at the
+    untrained level (a flat depth plus forward motion; docs/depth.md)."""
     config = {
         **TINY,
         "data_dir": str(tmp_path / "synth"),
@@ -121,18 +170,7 @@ def test_short_training_lowers_the_photometric_loss(tmp_path: Path) -> None:
         "epochs": 3,
         "augment": False,
     }
-    cfg = DepthConfig.from_dict(config)
-    data = build_data(cfg)
-    untrained = _Run(cfg, torch.device("cpu"))
-    loader = DataLoader(data.val, batch_size=4, collate_fn=collate)
-    _, loss_before, _ = validate(
-        untrained.depth_net,
-        untrained.pose_net,
-        loader,
-        data.gt_depths,
-        torch.device("cpu"),
-        LossSettings(),
-    )
+    _, loss_before = _untrained_val(config)
     reporter = LocalReporter(tmp_path / "run")
     train_depth(config, reporter)
     history = reporter.history

@@ -40,7 +40,9 @@ def test_smoke_sweep(
     table = pd.read_parquet(tmp_path / f"smoke-{task}" / "trials.parquet")
     samples = len(table)
     assert samples >= 3
-    assert (table["status"] == "stopped early").sum() >= 1, table[["status", "epochs_run"]]
+    # Cut short by ASHA or, since silence pruning is on by default, as a silent/saturated net.
+    early = table["status"].isin(["stopped early", "silent", "saturated"])
+    assert early.sum() >= 1, table[["status", "epochs_run"]]
     assert (table["status"] != "errored").all(), table["error"].tolist()
 
     parent_id = (tmp_path / f"smoke-{task}" / M.PARENT_ID_FILE).read_text().strip()
@@ -51,10 +53,8 @@ def test_smoke_sweep(
         spiking = child.data.params.get("encoder", "ms_resnet") != "resnet"  # resnet = ANN
         assert spiking == any(k.startswith("firing_rate/") for k in child.data.metrics)
         assert "lr" in child.data.params
-        assert child.data.tags[M.STATUS_TAG] in ("completed", "stopped early")
+        assert child.data.tags[M.STATUS_TAG] in ("completed", "stopped early", "silent",
+                                                  "saturated")
     client = M.make_client(mlflow_uri)
     figures = client.list_artifacts(children[0].info.run_id, "figures/epoch_001")
-    if task == "depth" and not figures:
-        # Everything else passed; the depth trainable does not write checkpoint figures yet.
-        pytest.xfail("snnsearch.trainables.depth writes no figures/ into its checkpoints yet")
     assert any(a.path.endswith(".png") for a in figures)

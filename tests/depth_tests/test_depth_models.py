@@ -9,9 +9,15 @@ import torch
 from spikingjelly.activation_based import functional
 
 from snnsearch.depth.engine import firing_monitor
+from snnsearch.depth.eval import disp_to_depth
 from snnsearch.energy import estimate_energy
 from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models.depth import DepthModelSpec, build_depth_net, build_pose_net
+from snnsearch.models.depth import (
+    DepthModelSpec,
+    build_depth_net,
+    build_pose_net,
+    set_initial_depth,
+)
 from snnsearch.models.depth_encoders import SpikingResNetEncoder, load_encoder_checkpoint
 from snnsearch.training.checkpoint import save_checkpoint
 
@@ -135,3 +141,15 @@ def test_spiking_depth_net_energy_counts_events() -> None:
     kinds = {layer.name: layer.kind for layer in report.layers}
     assert kinds["encoder.stem.0"] == "mac" and kinds["encoder.layer1.0.conv1"] == "ac"
     assert kinds["decoder.disp.0.1"] == "mac" and report.total_mj > 0
+
+
+def test_initial_depth_sets_the_untrained_prediction() -> None:
+    torch.manual_seed(0)
+    net = build_depth_net(DepthModelSpec(encoder="resnet", num_scales=2))
+    set_initial_depth(net, 10.0)
+    net.eval()
+    with torch.no_grad():
+        _, depth = disp_to_depth(net(torch.rand(1, 3, 64, 128))[0], 0.1, 100.0)
+    assert 3.0 < float(depth.median()) < 30.0  # monodepth2's init: ≈ 0.2 m
+    with pytest.raises(ValueError, match=r"init_depth must be in \(0.1, 100.0\)"):
+        set_initial_depth(net, 500.0)
