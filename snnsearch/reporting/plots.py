@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUS_COLOURS = {"completed": "tab:blue", "stopped early": "tab:orange", "errored": "tab:red"}
+STATUS_COLOURS = {"completed": "tab:blue", "stopped early": "tab:orange",
+                  "silent": "tab:gray", "saturated": "tab:purple", "errored": "tab:red"}
 ENERGY = "last/energy_mj"
 
 

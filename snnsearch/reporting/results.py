@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from snnsearch.constants import STOP_REASON
 from snnsearch.tuning import _storage
 from snnsearch.tuning.summary import error_headline, trial_status
 
@@ -41,7 +42,7 @@ def row_from_result(result: Result, *, metric: str, mode: str) -> dict[str, Any]
         "trial_id": last.get("trial_id") or _trial_id_from_path(result.path),
         "status": trial_status(
             errored=result.error is not None, epochs_run=epochs_run,
-            planned_epochs=config.get("epochs"),
+            planned_epochs=config.get("epochs"), stop_reason=last.get(STOP_REASON),
         ),
         "error": error_headline(result.error),
         "epochs_run": int(epochs_run or 0),

@@ -136,9 +136,10 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
             K.EPOCH: epoch, K.TRAIN_LOSS: train["train_loss"], K.TRAIN_ACC: train["train_acc"],
             K.VAL_LOSS: val["loss"], K.VAL_ACC: val["acc"], K.EPOCH_TIME: train["seconds"],
             K.IMAGES_PER_S: train["images"] / train["seconds"], K.ENERGY_MJ: stats.energy.total_mj,
-            K.OUTPUT_RATE: stats.output_rate, K.SILENT_FRACTION: stats.silent_fraction,
             **{K.FIRING_RATE_PREFIX + name: rate for name, rate in stats.layer_rates.items()},
         }
+        if output_layer is not None:  # ANN baselines have no spikes to be silent with
+            metrics |= {K.OUTPUT_RATE: stats.output_rate, K.SILENT_FRACTION: stats.silent_fraction}
         if epoch == cfg.epochs:
             metrics[K.TEST_ACC] = evaluate(model, data.test_x, data.test_y, loss_fn=loss_fn,
                                            batch_size=512)["acc"]

@@ -32,7 +32,13 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS.names(), help="Optuna sampler")
     p.add_argument("--scheduler", choices=SCHEDULERS.names(), help="trial scheduler")
     p.add_argument("--objectives",
-                   help="multi-objective schedulers: e.g. val_acc:max,energy_mj:min")
+                   help="multi-objective search (Optuna study, --scheduler moasha, Pareto "
+                        "report): e.g. val_acc:max,energy_mj:min")
+    p.add_argument("--pareto-ref",
+                   help="hypervolume reference point, one value per objective: e.g. 0.0,1.0")
+    p.add_argument("--silence", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop trials whose output layer is silent or saturated (default: on)")
+    p.add_argument("--silence-from", type=int, help="first epoch checked for silence (default 1)")
     p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA max_t)")
     p.add_argument("--grace", type=int, help="ASHA grace period in epochs")
     p.add_argument("--reduction-factor", type=float, help="ASHA reduction factor (eta)")
@@ -112,5 +118,7 @@ def _stored_settings(settings, args: argparse.Namespace):
     fields = {f.name for f in dataclasses.fields(SweepSettings)}
     kept = {k: v for k, v in stored.items() if k in fields}
     kept["objectives"] = tuple(tuple(o) for o in kept.get("objectives", ()))
+    if kept.get("pareto_ref") is not None:
+        kept["pareto_ref"] = tuple(kept["pareto_ref"])
     return SweepSettings(**{**kept, "resume": True, "storage": settings.storage,
                             "name": settings.name})

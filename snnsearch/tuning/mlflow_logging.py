@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
+from snnsearch.constants import STOP_REASON
 from snnsearch.tuning import summary as S
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "snnsearch.trial_id"
 SWEEP_TAG = "snnsearch.sweep"
 STATUS_TAG = "snnsearch.status"
+STOP_REASON_TAG = "snnsearch.stop_reason"
 ERROR_TAG = "snnsearch.error"
 ROLE_TAG = "snnsearch.role"
 PARENT_ID_FILE = "mlflow_parent_run_id.txt"
@@ -46,6 +48,7 @@ SKIP_KEYS = frozenset(
      "iterations_since_restore", "warmup_time", "should_checkpoint"}
 )
 _MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+RETRY_AFTER_S = 30.0  # after a failed MLflow call, leave the server alone this long
 
 
 def make_client(tracking_uri: str) -> MlflowClient:
@@ -287,6 +290,10 @@ class NestedMlflowCallback(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._safely(self._drop_lost, {t.trial_id for t in trials})
+        if getattr(self, "_failures", 0):
+            log.warning("MLflow logging failed or was skipped %d times (server %s down?); every "
+                        "trial's metrics are in Ray's results and trials.parquet",
+                        self._failures, self.tracking_uri)
 
     def _drop_lost(self, trial_ids: set[str]) -> None:
         """Soft-deletes children of trials that Ray no longer knows.
@@ -336,11 +343,14 @@ class NestedMlflowCallback(Callback):
         run_id = self.child_run(trial)
         last = trial.last_result or {}
         epochs_run = last.get("training_iteration")
+        reason = last.get(STOP_REASON)
         status = S.trial_status(
             errored=error is not None, epochs_run=epochs_run,
-            planned_epochs=trial.config.get("epochs"),
+            planned_epochs=trial.config.get("epochs"), stop_reason=reason,
         )
         self.client.set_tag(run_id, STATUS_TAG, status)
+        if isinstance(reason, str) and reason:  # a string: numeric_metrics drops it
+            self.client.set_tag(run_id, STOP_REASON_TAG, reason)
         self.client.set_tag(run_id, "snnsearch.epochs_run", str(epochs_run or 0))
         if error is not None:
             self.client.set_tag(run_id, ERROR_TAG, S.error_headline(error, _MAX_PARAM_LEN))
@@ -348,11 +358,22 @@ class NestedMlflowCallback(Callback):
         self.client.set_terminated(run_id, status="FAILED" if error is not None else "FINISHED")
 
     def _safely(self, fn: Any, *args: Any) -> None:
+        """One MLflow call that never raises. After a failure MLflow is left alone for
+        ``RETRY_AFTER_S``: every call to a dead server blocks Tune's driver loop for its timeout
+        and retries, which would stall the reporting of every trial."""
+        import time
+
+        if time.monotonic() < getattr(self, "_down_until", 0.0):
+            self._failures = getattr(self, "_failures", 0) + 1
+            return
         try:
             fn(*args)
         except Exception as err:  # noqa: BLE001 - see module docstring: never stop the sweep
-            log.warning("MLflow logging failed in %s: %s: %s", fn.__name__,
-                        type(err).__name__, err)
+            self._failures = getattr(self, "_failures", 0) + 1
+            self._down_until = time.monotonic() + RETRY_AFTER_S
+            log.warning("MLflow logging failed in %s: %s: %s (results stay in Ray and "
+                        "trials.parquet; next MLflow try in %.0f s)", fn.__name__,
+                        type(err).__name__, err, RETRY_AFTER_S)
 
 
 def _error_text(trial: Trial) -> str:

@@ -151,7 +151,7 @@ class PrunedOptunaSearch(OptunaSearch):
         assert study is not None
         try:
             study.tell(ot_trial, None, state=state)
-        except Exception as exc:  # Ray's own tell() is guarded the same way.
+        except Exception as exc:  # noqa: BLE001 - Ray's own tell() is guarded the same way.
             logger.warning("Optuna refused trial %s as %s: %s", trial_id, state.name, exc)
         self._completed_trials.add(trial_id)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from snnsearch.tuning import _storage
 from snnsearch.tuning import mlflow_logging as M
+from snnsearch.tuning.preflight import TOKEN_HINT, check_listening, preflight
 from snnsearch.tuning.schedulers import SchedulerSettings, build_scheduler
 from snnsearch.tuning.searchers import build_searcher
 from snnsearch.tuning.settings import SweepSettings, trial_fixed
@@ -93,15 +94,26 @@ def connect_ray() -> None:
 
     ``address="local"`` matters: a bare ``ray.init()`` would attach to any cluster it finds in
     /tmp/ray, including someone else's.
+
+    Raises:
+        ValueError: nothing answers at ``RAY_ADDRESS``, or the cluster refuses this client
+            (with token authentication: a missing or wrong Ray token).
     """
     import ray
 
     if ray.is_initialized():
         return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=False)
-    else:
+    address = os.environ.get("RAY_ADDRESS")
+    if not address:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        return
+    check_listening(address)
+    try:
+        ray.init(log_to_driver=False)
+    except (ConnectionError, ray.exceptions.AuthenticationError) as err:
+        raise ValueError(
+            f"the Ray cluster at RAY_ADDRESS={address} refused this client ({err}); {TOKEN_HINT}"
+        ) from None
 
 
 def build_tuner(
@@ -117,9 +129,15 @@ def build_tuner(
     fixed = trial_fixed(space, settings)
     # Fixed values (smoke, CLI) replace searched parameters of the same name.
     space = space.with_fixed(fixed)
+    # Multi-objective: one Optuna study over every objective; TuneConfig keeps the primary one.
+    names = [m for m, _ in settings.objectives]
     searcher = build_searcher(
         space=space.define_by_run(), sampler=settings.sampler, seed=settings.seed,
-        metric=settings.metric, mode=settings.mode, options=settings.sampler_options,
+        metric=names if len(names) > 1 else settings.metric,
+        mode=[d for _, d in settings.objectives] if len(names) > 1 else settings.mode,
+        options=settings.sampler_options,
+        # = fixed["epochs"] (trial_fixed): a trial that ran this many epochs was not stopped.
+        max_t=settings.max_epochs,
     )
     scheduler = build_scheduler(
         settings.scheduler,
@@ -149,6 +167,7 @@ def build_tuner(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         progress_reporter=_console_reporter(settings, space),
         verbose=1,
+        stop=_stopper(settings),
     )
     return tune.Tuner(
         _with_resources(trainable, settings),
@@ -156,6 +175,18 @@ def build_tuner(
         tune_config=tune_config,
         run_config=run_config,
     )
+
+
+def _stopper(settings: SweepSettings) -> tune.Stopper | None:
+    """The silent/saturated-network stopper when ``settings.silence`` is on (else None).
+
+    Further stoppers would be combined with it through ``ray.tune.stopper.CombinedStopper``.
+    """
+    if not settings.silence:
+        return None
+    from snnsearch.tuning.silence import SilenceStopper
+
+    return SilenceStopper(check_from=settings.silence_from, **dict(settings.silence_options))
 
 
 def _console_reporter(settings: SweepSettings, space: SearchSpace) -> tune.ProgressReporter:
@@ -233,6 +264,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
         raise ValueError(f"{sweep_dir} already holds a sweep; pass --resume or a new --name")
     trainable = resolve_trainable(space.trainable)
     check_config_keys(space.with_fixed(trial_fixed(space, settings)))
+    preflight(settings)
     connect_ray()
     parent = M.SweepParentRun(tracking_uri=settings.mlflow_uri, experiment=settings.experiment)
     parent_id = M.read_parent_id(sweep_dir) if settings.resume else None
@@ -276,9 +308,42 @@ def _finish(
     )
     summary["sweep_dir"] = settings.sweep_dir
     text = format_summary(summary)
+    if len(settings.objectives) >= 2:
+        text += "\n" + _pareto(settings, parent, parent_id, rows)
     files = [] if _storage.is_uri(table_path) else [table_path]
-    parent.finish(parent_id, summary=summary, text=text, files=files)
+    try:
+        parent.finish(parent_id, summary=summary, text=text, files=files)
+    except Exception as err:  # noqa: BLE001 - MLflow down at the end must not cost the results
+        log.warning("MLflow unreachable at the end of the sweep (%s: %s); the summary is printed "
+                    "and every trial is in %s", type(err).__name__, str(err)[:200], table_path)
     return SweepOutcome(summary, text, table_path, parent_id, rows)
+
+
+def _pareto(
+    settings: SweepSettings, parent: M.SweepParentRun, parent_id: str,
+    rows: Sequence[dict[str, Any]],
+) -> str:
+    """Writes the Pareto report beside ``trials.parquet``, logs it to the parent run and returns
+    a summary line. A failure here is logged and reported, never raised: the sweep's trials and
+    table are already safe and the report can be rebuilt from the table."""
+    from snnsearch.reporting.pareto_report import log_pareto_report, write_pareto_report
+    from snnsearch.reporting.results import to_arrow
+
+    try:
+        report = write_pareto_report(
+            to_arrow(rows).to_pandas(), [list(o) for o in settings.objectives],
+            settings.sweep_dir, reference=settings.pareto_ref,
+        )
+        log_pareto_report(report, client=parent.client, run_id=parent_id)
+    except Exception as err:  # noqa: BLE001 - see docstring
+        log.warning("Pareto report failed: %s: %s", type(err).__name__, err)
+        return f"  Pareto report failed: {type(err).__name__}: {str(err)[:200]}"
+    objs = ",".join(f"{m}:{d}" for m, d in settings.objectives)
+    line = (f"  Pareto front ({objs}): {len(report.front)} of {report.candidates} completed "
+            f"trials -> {report.paths['csv']}")
+    if report.hypervolume is not None:
+        line += f"; hypervolume {report.hypervolume:.4g} (reference {report.reference})"
+    return line
 
 
 def _parent_params(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:

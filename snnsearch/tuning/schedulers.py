@@ -76,6 +76,14 @@ def _fifo(settings: SchedulerSettings) -> TrialScheduler:
     return FIFOScheduler()
 
 
+@SCHEDULERS.register("moasha")
+def _moasha(settings: SchedulerSettings) -> TrialScheduler:
+    # Multi-objective ASHA (docs/moasha.md); with no --objectives it ranks the single metric.
+    from snnsearch.tuning.moasha import moasha_from_settings
+
+    return moasha_from_settings(settings)
+
+
 def build_scheduler(name: str, settings: SchedulerSettings) -> TrialScheduler:
     """The scheduler registered as ``name``, built from ``settings``."""
     return SCHEDULERS.get(name)(settings)

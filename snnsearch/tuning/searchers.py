@@ -1,4 +1,4 @@
-"""Optuna samplers by name, wrapped in Ray Tune's OptunaSearch.
+"""Optuna samplers by name, wrapped in Ray Tune's OptunaSearch (``PrunedOptunaSearch`` in sweeps).
 
 Each sampler is a registered factory ``(seed, **options) -> optuna.samplers.BaseSampler`` so the
 CLI's ``--sampler`` choices come from ``SAMPLERS.names()``. The seed goes to the sampler itself
@@ -80,27 +80,38 @@ def build_searcher(
     space: Callable[[Any], Any],
     sampler: str,
     seed: int,
-    metric: str,
-    mode: str,
+    metric: str | list[str],
+    mode: str | list[str],
     options: Mapping[str, Any] | None = None,
+    max_t: int | None = None,
 ) -> OptunaSearch:
-    """OptunaSearch over a define-by-run space with the named sampler.
+    """PrunedOptunaSearch (plain OptunaSearch without ``max_t``) over a define-by-run space.
+
+    With ``max_t`` the searcher tells Optuna PRUNED for trials that a scheduler or the silence
+    stopper ended before ``max_t`` epochs (docs/moasha.md), so TPE does not model a truncated
+    one-epoch accuracy as the configuration's quality. Without it a stopped trial cannot be told
+    from a finished one; only callers that never stop trials (tests of the sampler) leave it out.
 
     Args:
         space: define-by-run function (``SearchSpace.define_by_run()``).
         sampler: a name in ``SAMPLERS``.
         seed: sampler seed; the same seed and space give the same first suggestions.
-        metric: objective reported by the trainable.
-        mode: "min" or "max".
+        metric: objective reported by the trainable, or a list (multi-objective study).
+        mode: "min"/"max", or a list matching ``metric``.
         options: extra keyword arguments for the sampler constructor.
+        max_t: epochs of a trial that nothing stopped: must equal the trainable's ``epochs``
+            (``settings.max_epochs``), or every trial is told PRUNED.
     """
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    from snnsearch.tuning.pruned_optuna import PrunedOptunaSearch
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     factory = SAMPLERS.get(sampler)
+    made = factory(seed, **dict(options or {}))
     # metric/mode must be given here: with a define-by-run space OptunaSearch creates the study
     # (and its direction) in the constructor.
-    return OptunaSearch(
-        space=space, metric=metric, mode=mode, sampler=factory(seed, **dict(options or {}))
-    )
+    if max_t is None:
+        return OptunaSearch(space=space, metric=metric, mode=mode, sampler=made)
+    return PrunedOptunaSearch(space, metric=metric, mode=mode, max_t=max_t, sampler=made)

@@ -32,7 +32,16 @@ DEFAULTS: dict[str, Any] = {
     "scheduler_options": {},
     "sampler_options": {},
     "objectives": (),
+    # Silent/saturated-network pruning (docs/moasha.md): on by default because every task here
+    # trains an SNN and a silent one is at chance from its first epoch; trials whose results
+    # carry no spike metrics (ANN baselines) are never stopped by it.
+    "silence": True,
+    "silence_from": 1,
+    "silence_options": {},
+    "pareto_ref": None,
 }
+
+SILENCE_OPTIONS = frozenset({"silent_below", "saturated_above", "max_silent_fraction"})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -58,9 +67,15 @@ class SweepSettings:
         seed: sampler seed (and the trial ``seed`` when the space fixes one).
         max_failures: retries of a crashed trial from its last checkpoint.
         scheduler_options, sampler_options: extra constructor keywords.
-        objectives: ``((metric, mode), ...)`` for multi-objective schedulers (``--objectives
-            val_acc:max,energy_mj:min``); ``metric``/``mode`` stay the single objective that
-            Ray's searcher, TuneConfig and best-trial summary use.
+        objectives: ``((metric, mode), ...)`` for multi-objective search (``--objectives
+            val_acc:max,energy_mj:min``): the Optuna study and MO-ASHA rank all of them and a
+            Pareto report is written; ``metric``/``mode`` stay the single objective that
+            TuneConfig and the best-trial summary use (it must be one of the objectives).
+        silence: stop silent/saturated trials (``SilenceStopper``); silence_from: first epoch
+            checked; silence_options: ``silent_below``, ``saturated_above``,
+            ``max_silent_fraction`` thresholds.
+        pareto_ref: hypervolume reference point, one raw value per objective (None: no
+            hypervolume).
     """
 
     task: str
@@ -88,6 +103,10 @@ class SweepSettings:
     scheduler_options: Mapping[str, Any]
     sampler_options: Mapping[str, Any]
     objectives: tuple[tuple[str, str], ...] = ()
+    silence: bool = True
+    silence_from: int = 1
+    silence_options: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    pareto_ref: tuple[float, ...] | None = None
 
     @property
     def sweep_dir(self) -> str:
@@ -100,6 +119,8 @@ class SweepSettings:
         out["scheduler_options"] = dict(self.scheduler_options)
         out["sampler_options"] = dict(self.sampler_options)
         out["objectives"] = [list(o) for o in self.objectives]
+        out["silence_options"] = dict(self.silence_options)
+        out["pareto_ref"] = list(self.pareto_ref) if self.pareto_ref is not None else None
         return out
 
 
@@ -123,6 +144,8 @@ def resolve_settings(
     for key in ("samples", "max_epochs", "grace", "concurrency"):
         if int(merged[key]) < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {merged[key]}")
+    objectives = parse_objectives(merged["objectives"])
+    _check_objectives(objectives, str(merged["metric"]), str(merged["mode"]))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = merged.get("name") or f"{task}{'-smoke' if smoke else ''}-{stamp}"
     return SweepSettings(
@@ -150,8 +173,52 @@ def resolve_settings(
         max_failures=int(merged["max_failures"]),
         scheduler_options=dict(merged["scheduler_options"]),
         sampler_options=dict(merged["sampler_options"]),
-        objectives=parse_objectives(merged["objectives"]),
+        objectives=objectives,
+        silence=bool(merged["silence"]),
+        silence_from=int(merged["silence_from"]),
+        silence_options=_silence_options(merged["silence_options"]),
+        pareto_ref=parse_reference(merged["pareto_ref"], objectives),
     )
+
+
+def _check_objectives(objectives: tuple[tuple[str, str], ...], metric: str, mode: str) -> None:
+    """TuneConfig's metric/mode must be one of the objectives (MO-ASHA and the searcher refuse
+    anything else, but only once Ray has started)."""
+    if objectives and (metric, mode) not in objectives:
+        raise ValueError(
+            f"--objectives {objectives} do not include metric {metric}:{mode}; add it or "
+            "change the space's tune.metric/mode"
+        )
+
+
+def _silence_options(options: Mapping[str, Any]) -> dict[str, float]:
+    unknown = set(options) - SILENCE_OPTIONS
+    if unknown:
+        raise ValueError(
+            f"unknown silence_options {sorted(unknown)}; allowed: {', '.join(sorted(SILENCE_OPTIONS))}"
+        )
+    return {k: float(v) for k, v in options.items()}
+
+
+def parse_reference(spec: Any, objectives: tuple[tuple[str, str], ...]) -> tuple[float, ...] | None:
+    """``"0.0,1.0"`` or ``[0.0, 1.0]`` → ``(0.0, 1.0)``: one value per objective, raw units.
+
+    Raises:
+        ValueError: not numbers, or a count different from the objectives'.
+    """
+    if spec is None or spec == "":
+        return None
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    try:
+        ref = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        raise ValueError(f"--pareto-ref {spec!r}: expected numbers like 0.0,1.0") from None
+    if len(ref) != len(objectives):
+        raise ValueError(
+            f"--pareto-ref {spec!r} has {len(ref)} values for {len(objectives)} objectives; "
+            "give one per --objectives item"
+        )
+    return ref
 
 
 def parse_objectives(spec: Any) -> tuple[tuple[str, str], ...]:
@@ -183,6 +250,12 @@ def normalize_tracking_uri(uri: str | None) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + os.path.abspath(uri[len(prefix):])
+    if "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
+        # The URI is logged (MLflow params, sweep.json, console); credentials must not ride in it.
+        raise ValueError(
+            "MLflow credentials do not belong in --mlflow-uri (it is logged); set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
+        )
     if uri.startswith("file:") or "://" not in uri:
         raise ValueError(
             f"MLflow 3.17 refuses file stores ({uri!r}); use sqlite:///mlflow.db or http://host:port"

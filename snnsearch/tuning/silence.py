@@ -104,6 +104,17 @@ def silence_verdict(
     return None
 
 
+def _has_spiking_output(result: Mapping[str, Any]) -> bool:
+    """False for results of nets without a spiking output layer: ANN baselines report no spike
+    metrics (depth) or the impossible pair rate 0 with no silent sample (classify's ``*_ann``
+    models, whose monitors saw no spiking layer). The stopper skips those instead of raising
+    mid-sweep or calling an ANN silent."""
+    if OUTPUT_RATE not in result and SILENT_FRACTION not in result:
+        return False
+    rate, frac = _finite(result.get(OUTPUT_RATE)), _finite(result.get(SILENT_FRACTION))
+    return not (rate == 0.0 and frac == 0.0)
+
+
 class SilenceStopper(Stopper):
     """Stops trials whose output layer is silent or saturated, and records why.
 
@@ -150,7 +161,7 @@ class SilenceStopper(Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         """Return True to stop ``trial_id``; writes the verdict into ``result`` when it does."""
         progress = result.get(self._time_attr)
-        if progress is None or progress < self._check_from:
+        if progress is None or progress < self._check_from or not _has_spiking_output(result):
             return False
         verdict = silence_verdict(
             result,

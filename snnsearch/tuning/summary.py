@@ -2,7 +2,8 @@
 
 Status words are shared by the MLflow child-run tag, the Parquet table and the console, so a
 trial reads the same everywhere: "completed" (ran all its epochs), "stopped early" (the scheduler
-cut it), "errored" (raised; the message goes with it).
+cut it), "silent"/"saturated" (the silence stopper cut it; ``result["stop_reason"]``), "errored"
+(raised; the message goes with it).
 """
 
 from __future__ import annotations
@@ -15,19 +16,28 @@ from typing import Any
 COMPLETED = "completed"
 STOPPED = "stopped early"
 ERRORED = "errored"
-STATUSES = (COMPLETED, STOPPED, ERRORED)
+SILENT = "silent"  # = snnsearch.tuning.silence.SILENT (not imported: that module imports Ray)
+SATURATED = "saturated"
+STATUSES = (COMPLETED, STOPPED, SILENT, SATURATED, ERRORED)
 
 
-def trial_status(*, errored: bool, epochs_run: int | None, planned_epochs: int | None) -> str:
+def trial_status(
+    *, errored: bool, epochs_run: int | None, planned_epochs: int | None,
+    stop_reason: Any = None,
+) -> str:
     """Classifies a finished trial.
 
     Args:
         errored: the trial raised (or its actor died).
         epochs_run: last ``training_iteration`` seen (None if it never reported).
         planned_epochs: the trial's ``epochs`` config; fewer epochs run means a scheduler stop.
+        stop_reason: the last result's ``stop_reason`` (``"silent"``/``"saturated"`` from the
+            silence stopper); a non-empty string is the status, whatever the epochs run.
     """
     if errored:
         return ERRORED
+    if isinstance(stop_reason, str) and stop_reason:
+        return stop_reason
     if planned_epochs is not None and (epochs_run or 0) < int(planned_epochs):
         return STOPPED
     return COMPLETED
@@ -72,7 +82,9 @@ def summarize(
 
 def format_summary(summary: Mapping[str, Any]) -> str:
     """Human-readable multi-line summary for the console and the MLflow parent run."""
-    counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items())
+    # Silent/saturated only when they happened (sweeps without silence pruning never have them).
+    counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items()
+                       if n or s not in (SILENT, SATURATED))
     lines = [
         f"Sweep summary: {summary['trials']} trials ({counts})",
         (f"  total trial time {summary['total_trial_time_s']:.1f} s, "

@@ -64,7 +64,8 @@ def test_summary_counts_best_and_gpu_hours() -> None:
     rows = rows_from_results(_results(), metric="val_acc", mode="max")
     summary = summarize(rows, metric="val_acc", mode="max", gpus_per_trial=0.25,
                         searched=["model", "lr"])
-    assert summary["counts"] == {"completed": 1, "stopped early": 1, "errored": 1}
+    assert summary["counts"] == {"completed": 1, "stopped early": 1, "silent": 0,
+                                 "saturated": 0, "errored": 1}
     assert summary["best_trial_id"] == "aaa" and summary["best_value"] == 0.7
     assert summary["total_trial_time_s"] == pytest.approx(12.0)
     assert summary["gpu_hours"] == pytest.approx(12.0 * 0.25 / 3600)
