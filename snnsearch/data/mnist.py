@@ -69,6 +69,15 @@ def _load_split(name: str, root: Path, train: bool) -> tuple[torch.Tensor, torch
             f"failed ({type(err).__name__}); "
             f"put {', '.join(RAW_FILES)} there or pass --data-dir / set SNNSEARCH_DATA"
         ) from None
+    raw = root / cls.__name__ / "raw"
+    expected = 60000 if train else 10000
+    if tuple(ds.data.shape) != (expected, 28, 28) or len(ds.targets) != expected:
+        # torchvision trusts already-extracted IDX files; a truncated one loads as a wrong shape.
+        raise RuntimeError(
+            f"{name} files under {raw} are corrupted (images {tuple(ds.data.shape)}, "
+            f"{len(ds.targets)} labels; expected ({expected}, 28, 28)); delete the extracted files "
+            f"and put fresh {', '.join(RAW_FILES)} there"
+        )
     images = ds.data.unsqueeze(1).float().div_(255.0)
     return images, ds.targets.long()
 

@@ -56,3 +56,18 @@ def test_iterate_batches_covers_everything_in_seeded_order() -> None:
     assert sorted(torch.cat([b[1] for b in batches]).tolist()) == list(range(10))
     again = list(iterate_batches(x, y, 4, generator=torch.Generator().manual_seed(3)))
     assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again))
+
+
+def test_short_extracted_file_is_reported_as_corrupted(tmp_path: Path, shared_data: Path) -> None:
+    """A well-formed but short IDX file (e.g. from an interrupted copy) is not silently used."""
+    import struct
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for file in (shared_data / "MNIST" / "raw").iterdir():
+        (raw / file.name).symlink_to(file)
+    load_classification("mnist", root=tmp_path, train_subset=10)  # extracts the IDX files
+    (raw / "t10k-images-idx3-ubyte.gz").unlink()
+    (raw / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, 10, 28, 28) + bytes(7840))
+    with pytest.raises(RuntimeError, match=r"are corrupted \(images \(10, 28, 28\)"):
+        load_classification("mnist", root=tmp_path)

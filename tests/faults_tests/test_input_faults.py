@@ -31,18 +31,26 @@ def _writable_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.parametrize("broken_name", ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"])
 def test_corrupted_dataset_file_is_named_in_a_one_line_error(
-    mnist_root: Path, tmp_path: Path
+    mnist_root: Path, tmp_path: Path, broken_name: str
 ) -> None:
+    """A corrupt download (.gz fails torchvision's md5) or a truncated extracted IDX file."""
     root = _writable_copy(mnist_root, tmp_path / "data")
-    broken = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
-    broken.unlink()
-    broken.write_bytes(b"\x1f\x8b\x08 truncated by a failed copy")
+    raw = root / "MNIST" / "raw"
+    extracted = raw / "train-images-idx3-ubyte"
+    extracted.unlink(missing_ok=True)  # earlier tests may have extracted it into mnist_root
+    if broken_name.endswith(".gz"):
+        (raw / broken_name).unlink()
+        (raw / broken_name).write_bytes(b"\x1f\x8b\x08 truncated by a failed copy")
+    else:  # a truncated extracted file with no .gz left to re-extract it from
+        (raw / "train-images-idx3-ubyte.gz").unlink()
+        extracted.write_bytes(b"\x00\x00\x08\x03" + bytes(12))
     with pytest.raises(RuntimeError) as info:
         train_classifier({**TINY_FC, "data_dir": str(root)}, LocalReporter(tmp_path / "run"))
     message = str(info.value)
     assert "\n" not in message
-    assert str(root / "MNIST" / "raw") in message and "train-images-idx3-ubyte.gz" in message
+    assert str(raw) in message and "train-images-idx3-ubyte.gz" in message
     assert "corrupted" in message
 
 
