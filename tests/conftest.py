@@ -42,10 +42,26 @@ def ray_session() -> Iterator[None]:
 def mnist_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A writable data root with the official MNIST/FashionMNIST .gz files symlinked in
     (torchvision verifies their md5 and extracts them; nothing is downloaded)."""
-    root = tmp_path_factory.mktemp("data")
-    for name in ("MNIST", "FashionMNIST"):
-        raw = root / name / "raw"
-        raw.mkdir(parents=True)
-        for file in (shared_data / name / "raw").iterdir():
-            (raw / file.name).symlink_to(file)
-    return root
+    from snnsearch.testing.sweeps import classification_root
+
+    return classification_root(tmp_path_factory.mktemp("data"), shared_data)
+
+
+@pytest.fixture(scope="session")
+def data_root(mnist_root: Path) -> Path:
+    """The sweep tests' name for :func:`mnist_root`."""
+    return mnist_root
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A sqlite tracking URI shared by the sweep tests (each uses its own runs); creating a store
+    runs MLflow's schema migrations, ≈6 s on 2 cores, so it is made once per session."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def ray_local(ray_session: None) -> None:
+    """The sweep tests' name for :func:`ray_session` (``address="local"``: a bare ``ray.init()``
+    would attach to any other Ray running on the machine, e.g. test_job_submit.py's head)."""
+    return ray_session
