@@ -8,9 +8,8 @@ config, so a resumed trial continues exactly where it stopped.
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,12 @@ from snnsearch.config import ClassifyConfig
 from snnsearch.data.mnist import load_classification
 from snnsearch.models import create_model
 from snnsearch.reporting.spike_figures import plot_output_rates, plot_spike_maps
-from snnsearch.trainables.reporting import LocalReporter, Reporter, TuneReporter
-from snnsearch.training.checkpoint import load_checkpoint, save_checkpoint
+from snnsearch.trainables.reporting import LocalReporter, Reporter, TuneReporter, report_epoch
+from snnsearch.training.checkpoint import load_checkpoint
 from snnsearch.training.loop import LOSSES, evaluate, train_one_epoch
 from snnsearch.training.monitoring import spike_stats
 from snnsearch.training.optim import build_optimizer, resolve_device
 from snnsearch.training.pretrain import load_pretrained, transfer_weights
-
 
 
 def output_layer_name(model: nn.Module) -> str | None:
@@ -143,19 +141,14 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
         if epoch == cfg.epochs:
             metrics[K.TEST_ACC] = evaluate(model, data.test_x, data.test_y, loss_fn=loss_fn,
                                            batch_size=512)["acc"]
-        checkpoint_dir = Path(tempfile.mkdtemp(prefix="snnsearch_ckpt_"))
-        save_checkpoint(checkpoint_dir, {
+        state = {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
             "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-        })
-        if cfg.figures:
-            _write_figures(stats, probe_y, output_layer, checkpoint_dir / "figures")
-        try:
-            reporter.report(metrics, str(checkpoint_dir))
-        finally:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        }
+        figures = partial(_write_figures, stats, probe_y, output_layer) if cfg.figures else None
+        report_epoch(reporter, metrics, state, figures)
     return metrics
 
 

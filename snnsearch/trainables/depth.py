@@ -8,7 +8,6 @@ nets, optimiser, scheduler, epoch, RNG states, config). ``tune_depth`` is the Ra
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,8 +30,8 @@ from snnsearch.models.depth import (
     build_pose_net,
     set_initial_depth,
 )
-from snnsearch.trainables.reporting import LocalReporter, Reporter
-from snnsearch.training.checkpoint import load_checkpoint, save_checkpoint
+from snnsearch.trainables.reporting import LocalReporter, Reporter, report_epoch
+from snnsearch.training.checkpoint import load_checkpoint
 
 SILENT_RATE = 1e-4  # a neuron layer below this mean rate counts as silent
 
@@ -239,13 +238,8 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
             C.ENERGY_MJ: energy,
             **_rate_metrics(rates),
         }
-        ckpt = Path(tempfile.mkdtemp(prefix="snnsearch_depth_ckpt_"))
-        try:
-            save_checkpoint(ckpt, run.state())
-            _write_prediction_figure(run.depth_net, data, device, ckpt / "figures")
-            reporter.report(metrics, str(ckpt))
-        finally:
-            shutil.rmtree(ckpt, ignore_errors=True)
+        report_epoch(reporter, metrics, run.state(),
+                     lambda folder: _write_prediction_figure(run.depth_net, data, device, folder))
     return metrics
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,3 +65,24 @@ class LocalReporter:
 
     def restore_dir(self) -> str | None:
         return self.resume_from
+
+
+def report_epoch(
+    reporter: Reporter,
+    metrics: dict[str, Any],
+    state: dict[str, Any],
+    write_figures: Callable[[Path], None] | None = None,
+) -> None:
+    """One epoch's report: ``state`` saved as a checkpoint in a temp dir, ``write_figures(folder)``
+    adding PNGs under ``figures/``, then ``reporter.report``. The temp dir is removed afterwards:
+    Ray Tune (and :class:`LocalReporter`) have copied it by the time ``report`` returns."""
+    from snnsearch.training.checkpoint import save_checkpoint
+
+    checkpoint_dir = Path(tempfile.mkdtemp(prefix="snnsearch_ckpt_"))
+    try:
+        save_checkpoint(checkpoint_dir, state)
+        if write_figures is not None:
+            write_figures(checkpoint_dir / "figures")
+        reporter.report(metrics, str(checkpoint_dir))
+    finally:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
