@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,12 +20,13 @@ from snnsearch.models.config import ModelCfg
 C = TypeVar("C")
 
 
-def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
+def config_from_dict(cls: type[C], values: Mapping[str, Any], *, label: str = "") -> C:
     """Builds the frozen dataclass ``cls`` from a flat dict, rejecting unknown keys.
 
     Args:
         cls: a dataclass whose fields are flat scalars (int, float, str, bool or Optional of those).
         values: the trial config; missing keys take the dataclass defaults.
+        label: names the config in errors ("depth " → "unknown depth config key ...").
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
@@ -34,26 +36,31 @@ def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"unknown config key {key!r}{hint} for {cls.__name__}; valid keys: {', '.join(fields)}"
+                f"unknown {label}config key {key!r}{hint}; valid keys: {', '.join(fields)}"
             )
-        kwargs[key] = _coerce(key, value, hints[key])
+        kwargs[key] = _coerce(f"{label}config key {key!r}", value, hints[key])
     return cls(**kwargs)
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
+def _coerce(what: str, value: Any, hint: Any) -> Any:
+    """Accepts numpy scalars, integral floats and "true"/"false" strings from search spaces."""
     if value is None:
         return None
     target = hint
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         target = next(a for a in typing.get_args(hint) if a is not type(None))
-    if target is bool and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
     try:
-        if target is int and isinstance(value, float) and not value.is_integer():
+        if target is bool and isinstance(value, str):
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("1", "true", "yes")
+        if target is int and float(value) != int(float(value)):
             raise ValueError
-        return target(value) if target in (int, float, str, bool) else value
+        if target is int:
+            return int(float(value))
+        return target(value) if target in (float, str, bool) else value
     except (TypeError, ValueError):
-        raise ValueError(f"config key {key!r} must be {target.__name__} (got {value!r})") from None
+        raise ValueError(f"{what} must be {target.__name__} (got {value!r})") from None
 
 
 @dataclass(frozen=True)

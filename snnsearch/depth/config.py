@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from snnsearch.config import config_from_dict
 from snnsearch.layers.neurons import NEURON_KINDS, NeuronSpec
 
 # Keys that change the network: a checkpoint with other values cannot be resumed.
@@ -123,14 +124,7 @@ class DepthConfig:
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> DepthConfig:
         """Builds from a flat dict; unknown keys and uncoercible values are one-line errors."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise ValueError(
-                f"unknown depth config key {unknown[0]!r}; valid keys: {', '.join(known)}"
-            )
-        values = {k: _coerce(k, v, known[k].type) for k, v in config.items()}
-        return cls(**values)
+        return config_from_dict(cls, config, label="depth ")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,23 +132,3 @@ class DepthConfig:
     def neuron_spec(self) -> NeuronSpec:
         return NeuronSpec(kind=self.neuron, tau=self.tau, v_threshold=self.v_threshold, D=self.D)
 
-
-def _coerce(key: str, value: Any, kind: Any) -> Any:
-    """Accepts numpy scalars and integral floats from search spaces; rejects the rest."""
-    name = kind if isinstance(kind, str) else kind.__name__
-    try:
-        if name == "bool":
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                return value.lower() in ("true", "1")
-            return bool(value)
-        if name == "int":
-            if float(value) != int(float(value)):
-                raise ValueError
-            return int(float(value))
-        if name == "float":
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"depth config key {key!r} must be {name} (got {value!r})") from None
