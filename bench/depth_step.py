@@ -9,7 +9,7 @@ it runs a small setting so the script can be checked anywhere (numbers are then 
     python bench/depth_step.py --json out.json --steps 20 --warmup 5
     python bench/depth_step.py --cases ann,ilif_t2_d4 --height 96 --width 320 --batch 4
 
-Reference on an H200 (bare spikingjelly, REFERENCE.md): ANN 16.6 ms, T=2 D=4 37.7 ms, T=4 LIF
+Reference on an H200 (bare spikingjelly loop, measured): ANN 16.6 ms, T=2 D=4 37.7 ms, T=4 LIF
 35.0 ms, T=20 LIF 124.9 ms (25 GB). Target: T=2 D=4 ≤ 1.5× the ANN's step time (stretch 1.3×).
 """
 

@@ -66,11 +66,13 @@ def smoke_space(trial: Any) -> dict[str, Any]:
 
 
 def data_root(args: argparse.Namespace) -> str:
-    """``--data-dir``, or a writable root with the official .gz files of ../shared/data linked in
-    (torchvision checks their md5 and extracts them; nothing is downloaded)."""
+    """``--data-dir``, or a writable root with the official .gz files of the real-data folder
+    (``$SNNSEARCH_TEST_DATA``, default ``shared/data`` beside the clone) linked in (torchvision
+    checks their md5 and extracts them; nothing is downloaded)."""
     if args.data_dir:
         return str(args.data_dir)
-    shared = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
+    shared = Path(os.environ.get("SNNSEARCH_TEST_DATA") or ROOT.parent / "shared" / "data")
+    shared = shared / "MNIST" / "raw"
     if not shared.is_dir():
         raise SystemExit(f"no --data-dir and no {shared}: pass --data-dir <root with MNIST/raw>")
     raw = Path(tempfile.gettempdir()) / "snnsearch_bench_data" / "MNIST" / "raw"
@@ -211,7 +213,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-subset", type=int, default=4096)
     p.add_argument("--val-size", type=int, default=1024)
     p.add_argument("--data-dir", default=None,
-                   help="root holding MNIST/raw (default: links to ../shared/data)")
+                   help="root holding MNIST/raw (default: links to $SNNSEARCH_TEST_DATA)")
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--ref-mj", type=float, default=1.0,

@@ -29,7 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from snnsearch.reporting.plots import plot_sweep, varied_params
     from snnsearch.reporting.results import load_table
 
-    sweep_dir = Path(args.sweep_dir)
+    sweep_dir = Path(args.sweep_dir).expanduser()
+    if not sweep_dir.is_dir():
+        print(f"error: no such sweep directory: {sweep_dir} (sweeps land in <--storage>/<name>, "
+              "default ~/ray_results/<name>)", file=sys.stderr)
+        return 2
     settings_file = sweep_dir / "sweep.json"
     saved = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     metric, mode = args.metric or saved.get("metric"), args.mode or saved.get("mode")

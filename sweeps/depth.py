@@ -1,6 +1,6 @@
 """Hyperparameter sweep for monocular depth (KITTI or synthetic): `python sweeps/depth.py --smoke`.
 
-Thin entry point (STYLE.md convention 8): flags, precedence and the sweep itself live in
+Thin entry point (no training code here): flags, precedence and the sweep itself live in
 `snnsearch.tuning`. Works locally and under `ray job submit -- python sweeps/depth.py ...`
 (it joins the cluster through RAY_ADDRESS). See docs/sweeps.md.
 """

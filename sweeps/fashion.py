@@ -1,6 +1,6 @@
 """Hyperparameter sweep for FashionMNIST: `python sweeps/fashion.py --smoke`.
 
-Thin entry point (STYLE.md convention 8): flags, precedence and the sweep itself live in
+Thin entry point (no training code here): flags, precedence and the sweep itself live in
 `snnsearch.tuning`. Works locally and under `ray job submit -- python sweeps/fashion.py ...`
 (it joins the cluster through RAY_ADDRESS). See docs/sweeps.md.
 """

@@ -11,14 +11,21 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+# Real data for the tests that need it (README "Tests and real data"): $SNNSEARCH_TEST_DATA, else
+# a ``shared/data`` folder beside the clone (where CI keeps it). Read-only: tests link or copy.
+DATA_ENV = "SNNSEARCH_TEST_DATA"
+SHARED_DATA = Path(
+    os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``<repo>/../shared/data`` (MNIST, FashionMNIST, KITTI sample); skip if absent."""
+    """The real-data folder (``MNIST/raw``, ``FashionMNIST/raw``, ``kitti_raw_sample``); the
+    test is skipped, with the reason in pytest's summary, when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} not found")
+        pytest.skip(f"needs real data: {SHARED_DATA} not found; set {DATA_ENV} to a folder with "
+                    "MNIST/raw, FashionMNIST/raw and kitti_raw_sample (README: Tests and real data)")
     return SHARED_DATA.resolve()
 
 

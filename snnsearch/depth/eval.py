@@ -1,6 +1,6 @@
 """Eigen-split depth evaluation as in monodepth2's ``evaluate_depth.py`` (mono, median scaling).
 
-Protocol (REFERENCE.md): disparity → depth with :func:`disp_to_depth` (0.1–100 m); the *disparity*
+Protocol (monodepth2's evaluate_depth.py; docs/depth.md): disparity → depth with :func:`disp_to_depth` (0.1–100 m); the *disparity*
 is resized to the GT size (bilinear, like ``cv2.resize``) and inverted; pixels with
 ``1e-3 < gt < 80`` inside the Garg crop are kept; the prediction is scaled per image by
 ``median(gt) / median(pred)``, clamped to ``[1e-3, 80]``; the seven errors are computed per image

@@ -1,5 +1,5 @@
 """The one place that assembles Ray Tune objects: Tuner, TuneConfig, RunConfig, searcher,
-scheduler and callbacks (STYLE.md convention 5; after syne-tune's ``Tuner`` taking its parts).
+scheduler and callbacks (after syne-tune's ``Tuner`` taking its parts).
 
 ``run_sweep`` is the whole life of a sweep: join or start Ray, open (or reopen) the MLflow parent
 run, fit (or ``Tuner.restore`` and fit), write ``trials.parquet``, print and log the summary.
@@ -283,6 +283,8 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
             callback = M.NestedMlflowCallback(
                 tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
                 parent_run_id=parent_id, sweep=settings.name,
+                key_metrics=M.key_metric_names(
+                    [settings.metric, *(m for m, _ in settings.objectives)]),
             )
             tuner = build_tuner(settings, space, trainable=trainable, callbacks=[callback])
         with _table_console():

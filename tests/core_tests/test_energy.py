@@ -1,4 +1,4 @@
-"""The energy estimator against hand counts (protocol in REFERENCE.md)."""
+"""The energy estimator against hand counts (protocol in README.md, "Energy")."""
 
 from __future__ import annotations
 

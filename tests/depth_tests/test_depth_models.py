@@ -128,7 +128,7 @@ def test_encoder_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
 
 
 def test_ann_depth_net_energy_matches_the_analytic_figure() -> None:
-    """monodepth2 ResNet-18 depth net at 640×192: ≈ 8.0 GMAC ≈ 37 mJ at 4.6 pJ (REFERENCE.md)."""
+    """monodepth2 ResNet-18 depth net at 640×192: ≈ 8.0 GMAC ≈ 37 mJ at 4.6 pJ (docs/depth.md)."""
     net = build_depth_net(DepthModelSpec("resnet", 18))
     report = estimate_energy(net, torch.rand(1, 3, 192, 640), timesteps=1, spiking=False)
     assert report.total_macs == pytest.approx(8.013e9, rel=1e-3)

@@ -1,4 +1,4 @@
-"""Eigen evaluation on hand-computed cases (monodepth2 protocol, REFERENCE.md)."""
+"""Eigen evaluation on hand-computed cases (monodepth2 protocol, docs/depth.md)."""
 
 from __future__ import annotations
 

@@ -102,3 +102,11 @@ def test_report_without_sweep_json_asks_for_the_metric(
 ) -> None:
     assert report_main([str(tmp_path)]) == 2
     assert "pass --metric and --mode" in capsys.readouterr().err
+
+
+def test_report_on_a_missing_directory_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert report_main([str(tmp_path / "no-such-sweep")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such sweep directory" in err and "no-such-sweep" in err
