@@ -8,6 +8,7 @@ monodepth2 and the published Eigen numbers keep); of several points on one pixel
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,28 +71,48 @@ def depth_map(root: str | Path, item: SplitItem) -> np.ndarray:
 
 
 def load_gt_depths(path: str | Path) -> list[np.ndarray]:
-    """Reads a ``gt_depths.npz`` (monodepth2's ``data`` key; stacked or object array)."""
+    """Reads a ``gt_depths.npz``: a stacked ``data`` array, or ``data_00000``, ``data_00001``, ...
+    when the maps differ in size.
+
+    Never with ``allow_pickle``: an object array in an ``.npz`` is a pickle and runs code when
+    loaded. monodepth2's own ragged export is such an object array; it is refused with the fix.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"GT depth file not found: {path} (export it with export_gt_depths)"
         )
-    with np.load(path, allow_pickle=True, fix_imports=True, encoding="latin1") as f:
-        if "data" not in f:
-            raise ValueError(f"{path} has no 'data' array (expected monodepth2's gt_depths.npz)")
-        return [np.asarray(d, dtype=np.float32) for d in f["data"]]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "data" in f:
+                return [np.asarray(d, dtype=np.float32) for d in f["data"]]
+            keys = sorted(k for k in f.files if k.startswith("data_"))
+            if not keys:
+                raise ValueError(
+                    f"{path} has no 'data' array (expected gt_depths.npz from export_gt_depths)"
+                )
+            return [np.asarray(f[k], dtype=np.float32) for k in keys]
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise
+        raise ValueError(
+            f"{path} holds pickled Python objects, which are never loaded (they can run code); "
+            "re-export it with snnsearch.depth.gt.export_gt_depths"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz ({err}); re-export it") from None
 
 
 def save_gt_depths(path: str | Path, depths: Sequence[np.ndarray]) -> Path:
-    """Writes maps as monodepth2 does (``data`` key); an object array only if shapes differ."""
+    """Writes maps as ``data`` (stacked) or, if their shapes differ, one ``data_<i>`` array each
+    (no object arrays: those can only be read back with pickle)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if len({d.shape for d in depths}) == 1:
-        data = np.stack([d.astype(np.float32) for d in depths])
+    maps = [np.asarray(d, dtype=np.float32) for d in depths]
+    if len({d.shape for d in maps}) == 1:
+        np.savez_compressed(path, data=np.stack(maps))
     else:
-        data = np.empty(len(depths), dtype=object)
-        data[:] = [d.astype(np.float32) for d in depths]
-    np.savez_compressed(path, data=data)
+        np.savez_compressed(path, **{f"data_{i:05d}": d for i, d in enumerate(maps)})
     return path
 
 

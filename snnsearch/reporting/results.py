@@ -78,12 +78,15 @@ def to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 
 def write_table(rows: Sequence[Mapping[str, Any]], sweep_dir: str) -> str:
-    """Writes ``trials.parquet`` into the sweep directory (local or URI); returns its path."""
+    """Writes ``trials.parquet`` into the sweep directory (local or URI) atomically (a reader
+    or a crash never sees half a table); returns its path."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = _storage.join(sweep_dir, TABLE_FILE)
-    fs, fs_path = _storage.resolve(path)
-    pq.write_table(to_arrow(rows), fs_path, filesystem=fs)
+    buf = pa.BufferOutputStream()
+    pq.write_table(to_arrow(rows), buf)
+    _storage.write_bytes(path, buf.getvalue().to_pybytes())
     return path
 
 

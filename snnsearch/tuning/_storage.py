@@ -7,9 +7,28 @@ Parquet table) live next to Ray's there so one directory holds the whole sweep w
 from __future__ import annotations
 
 import os
+import re
+import secrets
 from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_name(name: str) -> str:
+    """Returns ``name`` if it is one safe path component, else raises a one-line ValueError.
+
+    ``--name`` is joined under ``--storage``: ``../x`` or an absolute path would put the sweep
+    (and the files Ray and we write into it) outside the storage the user chose.
+    """
+    if not NAME_PATTERN.fullmatch(name) or set(name) == {"."} or len(name) > 200:
+        raise ValueError(
+            f"--name {name!r} is not a single folder name; use letters, digits and ._- only "
+            "(not '.' or '..', at most 200 characters)"
+        )
+    return name
 
 
 def is_uri(path: str) -> bool:
@@ -43,11 +62,42 @@ def exists(path: str) -> bool:
 
 
 def write_text(path: str, text: str) -> None:
-    """Writes ``text`` to ``path``, creating parent directories."""
+    """Writes ``text`` to ``path`` atomically, creating parent directories."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically: readers see the old file or the new one.
+
+    Local paths: a temporary file in the same directory, fsync, ``os.replace``. Object stores
+    (s3://, gs://) publish an object only when its upload completes, so a direct write is
+    already all-or-nothing there.
+    """
     fs, fs_path = resolve(path)
     fs.create_dir(str(PurePosixPath(fs_path).parent), recursive=True)
-    with fs.open_output_stream(fs_path) as out:
-        out.write(text.encode())
+    if is_uri(path):
+        with fs.open_output_stream(fs_path) as out:
+            out.write(data)
+        return
+    tmp = f"{fs_path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, fs_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The file's bytes, or None if it does not exist."""
+    if not exists(path):
+        return None
+    fs, fs_path = resolve(path)
+    with fs.open_input_stream(fs_path) as src:
+        return src.readall()
 
 
 def read_text(path: str) -> str | None:

@@ -454,9 +454,7 @@ def _error_text(trial: Trial) -> str:
         text = trial.get_error()
         if text:
             return str(text)
-        pickled = trial.get_pickled_error()
-        if pickled is not None:
-            return f"{type(pickled).__name__}: {pickled}"
+        # Not trial.get_pickled_error(): it unpickles a file from the (untrusted) storage.
     except Exception as err:  # noqa: BLE001 - an unreadable error file must not hide the error
         return f"error file unreadable ({type(err).__name__}: {err})"
     return "trial errored (no error file)"

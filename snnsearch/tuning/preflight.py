@@ -8,6 +8,7 @@ docs/reliability.md for the fault table and the tests.
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.error
 import urllib.parse
@@ -29,14 +30,23 @@ def preflight(settings: SweepSettings) -> None:
 
 
 def check_writable(sweep_dir: str, storage: str) -> None:
-    """Writes and deletes a probe file in ``sweep_dir`` (local path or pyarrow-fs URI)."""
+    """Writes and deletes a probe file in ``sweep_dir`` (local path or pyarrow-fs URI), and the
+    local directories the probe had to create: a refused sweep leaves nothing behind."""
     import pyarrow as pa
 
     probe = _storage.join(sweep_dir, PROBE_FILE)
+    missing: list[str] = []
+    if not _storage.is_uri(sweep_dir):
+        directory = sweep_dir
+        while directory and not os.path.exists(directory) and directory != "/":
+            missing.append(directory)
+            directory = os.path.dirname(directory)
     try:
         _storage.write_text(probe, "ok")
         fs, fs_path = _storage.resolve(probe)
         fs.delete_file(fs_path)
+        for directory in missing:  # deepest first
+            os.rmdir(directory)
     except (OSError, pa.ArrowException) as err:
         raise ValueError(
             f"storage {storage} is not writable ({type(err).__name__}: {err}); pass --storage "

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from snnsearch.tuning import _storage
 from snnsearch.tuning import mlflow_logging as M
+from snnsearch.tuning._lock import SweepLock
 from snnsearch.tuning.preflight import TOKEN_HINT, check_listening, preflight
 from snnsearch.tuning.schedulers import SchedulerSettings, build_scheduler
 from snnsearch.tuning.searchers import build_searcher
@@ -257,14 +258,21 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
         ValueError: ``--resume`` without a resumable sweep, or a new sweep over an existing one.
     """
     sweep_dir = settings.sweep_dir
-    state_exists = _storage.exists(_storage.join(sweep_dir, "tuner.pkl"))
-    if settings.resume and not state_exists:
-        raise ValueError(f"--resume: no sweep to resume at {sweep_dir}; check --storage/--name")
-    if not settings.resume and state_exists:
-        raise ValueError(f"{sweep_dir} already holds a sweep; pass --resume or a new --name")
+    _check_state_exists(settings)
     trainable = resolve_trainable(space.trainable)
     check_config_keys(space.with_fixed(trial_fixed(space, settings)))
     preflight(settings)
+    # One driver per sweep directory; released (and the directory removed if still empty) on
+    # every exit, so a refusal below leaves nothing in the storage.
+    with SweepLock(sweep_dir=sweep_dir):
+        return _run_locked(settings, space, trainable)
+
+
+def _run_locked(
+    settings: SweepSettings, space: SearchSpace, trainable: Callable[[dict[str, Any]], None]
+) -> SweepOutcome:
+    sweep_dir = settings.sweep_dir
+    _check_state_exists(settings)  # again under the lock: another driver may have just finished
     connect_ray()
     parent = M.SweepParentRun(tracking_uri=settings.mlflow_uri, experiment=settings.experiment)
     parent_id = M.read_parent_id(sweep_dir) if settings.resume else None
@@ -294,6 +302,15 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
         raise
     searched = [p.name for p in space.with_fixed(trial_fixed(space, settings)).params]
     return _finish(settings, parent, parent_id, results, searched)
+
+
+def _check_state_exists(settings: SweepSettings) -> None:
+    sweep_dir = settings.sweep_dir
+    state_exists = _storage.exists(_storage.join(sweep_dir, "tuner.pkl"))
+    if settings.resume and not state_exists:
+        raise ValueError(f"--resume: no sweep to resume at {sweep_dir}; check --storage/--name")
+    if not settings.resume and state_exists:
+        raise ValueError(f"{sweep_dir} already holds a sweep; pass --resume or a new --name")
 
 
 def _finish(

@@ -147,7 +147,8 @@ def resolve_settings(
     objectives = parse_objectives(merged["objectives"])
     _check_objectives(objectives, str(merged["metric"]), str(merged["mode"]))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = merged.get("name") or f"{task}{'-smoke' if smoke else ''}-{stamp}"
+    default_name = f"{task}{'-smoke' if smoke else ''}-{stamp}"
+    name = _storage.check_name(str(merged.get("name") or default_name))
     return SweepSettings(
         task=task,
         space_path=space.source,

@@ -1,5 +1,6 @@
 """Security rules checked on the code itself: YAML only through ``safe_load``, checkpoints only
-through ``torch.load(weights_only=True)`` (a pickled payload is refused, not run), no credentials
+through ``torch.load(weights_only=True)``, no pickle/``allow_pickle`` loader anywhere (a pickled
+payload in a checkpoint or a GT ``.npz`` is refused, not run), no credentials
 committed, and no password travelling inside an MLflow URI (it would be logged as a param)."""
 
 from __future__ import annotations
@@ -45,6 +46,75 @@ def test_torch_load_always_sets_weights_only() -> None:
     assert unsafe == [], f"torch.load without weights_only=True: {unsafe}"
 
 
+# Loaders that run code embedded in the data they read. ``module.function`` spelled in a call.
+_UNSAFE_LOADERS = {
+    ("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"),
+    ("cloudpickle", "load"), ("cloudpickle", "loads"), ("dill", "load"), ("dill", "loads"),
+    ("joblib", "load"), ("marshal", "load"), ("marshal", "loads"), ("shelve", "open"),
+    ("pd", "read_pickle"), ("pandas", "read_pickle"),
+}
+# (file, enclosing function): reviewed exceptions, each with the reason it cannot run code from
+# data a user hands us. MO-ASHA implements Ray's TrialScheduler.save/restore pair (a file the
+# caller wrote itself); snnsearch never calls restore, and Tuner.restore does not either.
+_REVIEWED = {("snnsearch/tuning/moasha.py", "restore")}
+
+
+def _unsafe_calls(path: Path) -> list[tuple[int, str, str]]:
+    """(line, call, enclosing function) of every code-running load in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[int, str, str]] = []
+
+    def visit(node: ast.AST, func: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else func
+            if isinstance(child, ast.Call):
+                call = _describe(child)
+                if call:
+                    found.append((child.lineno, call, name))
+            if isinstance(child, ast.ImportFrom) and child.module in {"pickle", "cloudpickle",
+                                                                      "dill", "marshal"}:
+                bad = [a.name for a in child.names if "load" in a.name or a.name == "Unpickler"]
+                if bad:
+                    found.append((child.lineno, f"from {child.module} import {bad[0]}", name))
+            visit(child, name)
+
+    visit(tree, "<module>")
+    return found
+
+
+def _describe(call: ast.Call) -> str | None:
+    """``owner.attr`` if the call is a code-running loader, else None."""
+    if any(k.arg == "allow_pickle" and not (isinstance(k.value, ast.Constant)
+                                            and k.value.value is False) for k in call.keywords):
+        return "...(allow_pickle=...)"
+    func = call.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        if (func.value.id, func.attr) in _UNSAFE_LOADERS:
+            return f"{func.value.id}.{func.attr}"
+    return None
+
+
+def test_no_code_running_loaders_in_the_code() -> None:
+    """No ``pickle.load``, ``allow_pickle=True``, ``read_pickle``...: data never runs code."""
+    # Tests may round-trip objects they pickled themselves; the shipped code may not load any.
+    shipped = [p for p in _python_files() if p.relative_to(REPO).parts[0] != "tests"]
+    found = [f"{p.relative_to(REPO)}:{line}: {call} in {func}"
+             for p in shipped for line, call, func in _unsafe_calls(p)
+             if (str(p.relative_to(REPO)), func) not in _REVIEWED]
+    assert found == []
+
+
+def test_the_loader_scan_finds_what_it_is_meant_to_find(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import pickle, numpy as np\n"
+                      "def f(p):\n    return pickle.load(open(p, 'rb'))\n"
+                      "x = np.load('a.npz', allow_pickle=True)\n"
+                      "y = np.load('a.npz', allow_pickle=False)\n"
+                      "from pickle import loads\n")
+    calls = [c for _, c, _ in _unsafe_calls(sample)]
+    assert calls == ["pickle.load", "...(allow_pickle=...)", "from pickle import loads"]
+
+
 class _Payload:
     """Pickles into a call that would create a marker file when unpickled."""
 
@@ -53,6 +123,38 @@ class _Payload:
 
     def __reduce__(self):  # noqa: ANN204 - pickle protocol
         return (Path.touch, (self.marker,))
+
+
+def test_a_gt_depth_file_carrying_code_is_refused_not_run(tmp_path: Path) -> None:
+    """An ``.npz`` whose object array is a pickle that would run code (the old loader used
+    ``allow_pickle=True`` and ran it)."""
+    import numpy as np
+
+    from snnsearch.depth.gt import load_gt_depths
+
+    marker = tmp_path / "code_ran"
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Payload(marker)
+    np.savez(tmp_path / "gt_depths.npz", data=payload)
+    with pytest.raises(ValueError) as info:
+        load_gt_depths(tmp_path / "gt_depths.npz")
+    assert not marker.exists()
+    message = str(info.value)
+    assert str(tmp_path / "gt_depths.npz") in message and "export_gt_depths" in message
+    assert "\n" not in message
+
+
+def test_ragged_gt_depths_round_trip_without_pickle(tmp_path: Path) -> None:
+    import numpy as np
+
+    from snnsearch.depth.gt import load_gt_depths, save_gt_depths
+
+    maps = [np.ones((3, 4), np.float32), np.full((2, 5), 2.0, np.float32)]
+    path = save_gt_depths(tmp_path / "gt.npz", maps)
+    with np.load(path, allow_pickle=False) as f:  # nothing in it needs pickle
+        assert all(f[k].dtype == np.float32 for k in f.files)
+    loaded = load_gt_depths(path)
+    assert [m.shape for m in loaded] == [(3, 4), (2, 5)] and loaded[1][0, 0] == 2.0
 
 
 def test_a_checkpoint_carrying_code_is_refused_not_run(tmp_path: Path) -> None:
