@@ -1,8 +1,10 @@
 """KITTI raw monocular frames with monodepth2's conventions.
 
-Layout: ``<root>/<date>/<date>_drive_<id>_sync/image_02/data/<10 digits>.png`` with the per-date
-calibration files ``<root>/<date>/calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``. Split files
-hold lines ``<date>/<drive folder> <frame> l`` (monodepth2's ``splits/*/*_files.txt``). Each item
+Layout: ``<root>/<date>/<date>_drive_<id>_sync/image_0{2,3}/data/<10 digits>.png`` with the
+per-date calibration files ``<root>/<date>/calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``.
+Split files hold lines ``<date>/<drive folder> <frame> <side>`` (monodepth2's
+``splits/*/*_files.txt``); the side picks the camera as monodepth2's ``side_map`` does: ``l`` →
+image_02 with ``P_rect_02``, ``r`` → image_03 with ``P_rect_03``. Each item
 is a triplet of frames ``[0, -1, +1]``, resized to ``height × width`` on the CPU; colour jitter and
 flips run batched on the GPU (:class:`GpuAugment`, kornia.augmentation). Drives with a
 ``poses.txt`` (the synthetic scenes) can also yield their known camera motion per item.
@@ -22,7 +24,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-CAM = "02"  # left colour camera; the only one monocular training needs
+# monodepth2's side_map: the left/right colour cameras of KITTI's stereo rig.
+SIDE_CAMERA = {"l": "02", "r": "03"}
 FRAME_IDS = (0, -1, 1)
 # Per-drive camera poses (KITTI odometry format: one 3×4 camera→first-frame row per frame). KITTI
 # raw has none; the synthetic scenes write it, and ``known_pose`` datasets read it.
@@ -40,6 +43,11 @@ class SplitItem:
     @property
     def date(self) -> str:
         return self.folder.split("/")[0]
+
+    @property
+    def camera(self) -> str:
+        """KITTI camera id of this side ("02" or "03")."""
+        return SIDE_CAMERA[self.side]
 
 
 class DepthSample(NamedTuple):
@@ -83,22 +91,33 @@ def write_split(path: str | Path, items: Sequence[SplitItem]) -> Path:
 
 
 def image_path(root: str | Path, item: SplitItem, frame: int, ext: str = ".png") -> Path:
-    return Path(root) / item.folder / f"image_{CAM}" / "data" / f"{frame:010d}{ext}"
+    """Frame ``frame`` of the camera of ``item``'s side (a neighbour shares the item's side)."""
+    return Path(root) / item.folder / f"image_{item.camera}" / "data" / f"{frame:010d}{ext}"
 
 
 def velodyne_path(root: str | Path, item: SplitItem) -> Path:
     return Path(root) / item.folder / "velodyne_points" / "data" / f"{item.frame:010d}.bin"
 
 
-def scan_frames(root: str | Path, frame_ids: Sequence[int] = FRAME_IDS) -> list[SplitItem]:
-    """Every frame under ``root`` whose neighbours ``frame_ids`` exist (the 'auto' split)."""
+def scan_frames(
+    root: str | Path, frame_ids: Sequence[int] = FRAME_IDS, sides: Sequence[str] = ("l",)
+) -> list[SplitItem]:
+    """Every frame under ``root`` whose neighbours ``frame_ids`` exist, per side in ``sides``
+    (the camera folder of a side must exist; a drive without image_03 yields no ``r`` items)."""
+    unknown = [s for s in sides if s not in SIDE_CAMERA]
+    if unknown:
+        raise ValueError(f"unknown side {unknown[0]!r}; use l (image_02) or r (image_03)")
     items = []
     for drive in sorted(Path(root).glob("*/*_drive_*_sync")):
-        frames = {int(p.stem) for p in (drive / f"image_{CAM}" / "data").glob("*.png")}
         folder = f"{drive.parent.name}/{drive.name}"
-        items += [
-            SplitItem(folder, f) for f in sorted(frames) if all(f + k in frames for k in frame_ids)
-        ]
+        for side in sides:
+            data = drive / f"image_{SIDE_CAMERA[side]}" / "data"
+            frames = {int(p.stem) for p in data.glob("*.png")}
+            items += [
+                SplitItem(folder, f, side)
+                for f in sorted(frames)
+                if all(f + k in frames for k in frame_ids)
+            ]
     return items
 
 
@@ -123,15 +142,16 @@ def calib_value(calib: dict[str, np.ndarray], key: str, path: Path) -> np.ndarra
     return calib[key]
 
 
-def normalized_intrinsics(root: str | Path, date: str) -> np.ndarray:
-    """4×4 K of image_02 with fx, cx divided by the image width and fy, cy by its height.
+def normalized_intrinsics(root: str | Path, date: str, camera: str = "02") -> np.ndarray:
+    """4×4 K of ``image_<camera>`` (from ``P_rect_<camera>``) with fx, cx divided by the image
+    width and fy, cy by its height.
 
     Why normalised: one K serves every resize (monodepth2 multiplies by the working size).
     """
     path = Path(root) / date / "calib_cam_to_cam.txt"
     calib = read_calib_file(path)
-    P = calib_value(calib, f"P_rect_{CAM}", path).reshape(3, 4)
-    w, h = calib_value(calib, f"S_rect_{CAM}", path)
+    P = calib_value(calib, f"P_rect_{camera}", path).reshape(3, 4)
+    w, h = calib_value(calib, f"S_rect_{camera}", path)
     K = np.eye(4, dtype=np.float32)
     K[0, :3] = P[0, :3] / w
     K[1, :3] = P[1, :3] / h
@@ -222,7 +242,10 @@ class KittiRawDataset(Dataset):
         self.height, self.width = height, width
         self.frame_ids = tuple(frame_ids)
         self.ext = ext
-        self._K = {d: normalized_intrinsics(self.root, d) for d in {i.date for i in self.items}}
+        self._K = {
+            (d, c): normalized_intrinsics(self.root, d, c)
+            for d, c in {(i.date, i.camera) for i in self.items}
+        }
         folders = sorted({i.folder for i in self.items})
         self._poses = {f: read_poses(self.root, f) for f in folders} if known_pose else None
 
@@ -239,7 +262,7 @@ class KittiRawDataset(Dataset):
                 for k in self.frame_ids
             ]
         )
-        K = scaled_intrinsics(self._K[item.date], self.height, self.width)
+        K = scaled_intrinsics(self._K[item.date, item.camera], self.height, self.width)
         poses = None
         if self._poses is not None:
             poses = target_to_source(self._poses[item.folder], item.frame, self.frame_ids)

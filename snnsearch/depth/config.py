@@ -19,10 +19,12 @@ class DepthConfig:
     """Every knob of a depth run. Defaults are monodepth2's (192×640, batch 12, Adam 1e-4 with a
     ×0.1 step at epoch 15, 20 epochs) with the report's best SNN (MS-ResNet-18, I-LIF T=2 D=4).
 
-    Data: ``data`` "synthetic" (generated under ``data_dir``, or a cache dir when empty) or "kitti"
-    (``data_dir`` = KITTI raw root; ``train_split``/``val_split`` = monodepth2 split files or
-    "auto" = every frame with both neighbours; ``gt_path`` = ``gt_depths.npz`` of the val split, or
-    "" to project the velodyne scans). ``max_*_items`` > 0 truncate the splits (smoke runs).
+    Data: ``data`` "synthetic" (generated under ``data_dir``, or a cache dir when empty; "auto"
+    splits are the generator's scene-disjoint ones) or "kitti" (``data_dir`` = KITTI raw root;
+    ``train_split``/``val_split`` = explicit monodepth2 split files, relative paths under
+    ``data_dir``; write drive-disjoint ones with ``python -m snnsearch.depth.splits``; a frame in
+    both is an error; ``gt_path`` = ``gt_depths.npz`` of the val split, or "" to project the
+    velodyne scans). ``max_*_items`` > 0 truncate the splits (smoke runs).
 
     ``v_threshold`` defaults to 0.5 (MS-ResNet's own default): at 1.0, with the blocks' BN weight
     initialised to 0.5 and BN running variance starting at 1, every I-LIF layer was silent in eval
@@ -79,6 +81,15 @@ class DepthConfig:
             (
                 self.data == "synthetic" or bool(self.data_dir),
                 "data=kitti needs data_dir=<KITTI raw root>",
+            ),
+            (
+                self.data != "kitti"
+                or (self.train_split not in ("", "auto") and self.val_split not in ("", "auto")),
+                (
+                    "data=kitti needs explicit train_split and val_split files ('auto' would "
+                    "validate on training frames); write drive-disjoint ones with "
+                    "python -m snnsearch.depth.splits <kitti_root> --out <kitti_root>/splits"
+                ),
             ),
             (
                 self.encoder in ("ms_resnet", "resnet"),

@@ -1,7 +1,8 @@
-"""Ground-truth depth from velodyne scans, projected into image_02 (monodepth2's
-``kitti_utils.generate_depth_map`` protocol; own implementation).
+"""Ground-truth depth from velodyne scans, projected into the camera of the item's side
+(image_02 for ``l``, image_03 for ``r``; monodepth2's ``kitti_utils.generate_depth_map`` protocol;
+own implementation).
 
-P_velo→im = P_rect_02 · R_rect_00 · [R|T]_velo→cam. Points behind the scanner (x < 0) are dropped;
+P_velo→im = P_rect_0c · R_rect_00 · [R|T]_velo→cam. Points behind the scanner (x < 0) are dropped;
 image coordinates are rounded and shifted by −1 (the KITTI devkit's MATLAB 1-based convention that
 monodepth2 and the published Eigen numbers keep); of several points on one pixel the nearest wins.
 """
@@ -20,7 +21,11 @@ from snnsearch.data.kitti import SplitItem, calib_value, read_calib_file, velody
 def velo_to_image_matrix(
     calib_dir: str | Path, cam: int = 2
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """3×4 velodyne→image_0{cam} projection and the rectified image size (H, W)."""
+    """3×4 velodyne→image_0{cam} projection and the rectified image size (H, W).
+
+    ``P_rect_03`` carries the stereo baseline in its last column, so a point at depth z lands
+    fx·b/z pixels further left in image_03 than in image_02.
+    """
     calib_dir = Path(calib_dir)
     c2c_path, v2c_path = calib_dir / "calib_cam_to_cam.txt", calib_dir / "calib_velo_to_cam.txt"
     cam2cam, velo2cam = read_calib_file(c2c_path), read_calib_file(v2c_path)
@@ -65,8 +70,8 @@ def project_points(
 
 
 def depth_map(root: str | Path, item: SplitItem) -> np.ndarray:
-    """GT depth of one split item at the full rectified image size."""
-    P, shape = velo_to_image_matrix(Path(root) / item.date)
+    """GT depth of one split item at the full rectified image size, in its side's camera."""
+    P, shape = velo_to_image_matrix(Path(root) / item.date, cam=int(item.camera))
     return project_points(load_velodyne(velodyne_path(root, item)), P, shape)
 
 

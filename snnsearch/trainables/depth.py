@@ -8,6 +8,7 @@ nets, optimiser, scheduler, epoch, RNG states, config). ``tune_depth`` is the Ra
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,10 +20,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from snnsearch import constants as C
-from snnsearch.data.kitti import GpuAugment, KittiRawDataset, read_split, scan_frames
+from snnsearch.data.kitti import GpuAugment, KittiRawDataset, read_split
 from snnsearch.depth.config import MODEL_KEYS, DepthConfig
 from snnsearch.depth.engine import LossSettings, collate, train_epoch, validate
 from snnsearch.depth.gt import depth_map, load_gt_depths
+from snnsearch.depth.splits import check_disjoint, resolve
 from snnsearch.models.depth import (
     DepthModelSpec,
     DepthNet,
@@ -33,6 +35,7 @@ from snnsearch.models.depth import (
 from snnsearch.trainables.reporting import LocalReporter, Reporter, report_epoch
 from snnsearch.training.checkpoint import load_checkpoint
 
+log = logging.getLogger(__name__)
 SILENT_RATE = 1e-4  # a neuron layer below this mean rate counts as silent
 
 
@@ -43,8 +46,8 @@ class DepthData:
     gt_depths: list[np.ndarray]
 
 
-def _items(cfg: DepthConfig, split: str, limit: int) -> list:
-    items = scan_frames(cfg.data_dir) if split in ("", "auto") else read_split(split)
+def _items(root: str, split: str, limit: int) -> list:
+    items = read_split(resolve(root, split))
     return items[:limit] if limit > 0 else items
 
 
@@ -72,9 +75,11 @@ def build_data(cfg: DepthConfig) -> DepthData:
         train_split = str(synth.train_split) if train_split in ("", "auto") else train_split
         val_split = str(synth.val_split) if val_split in ("", "auto") else val_split
         gt_path = gt_path or str(synth.gt_path)
-    cfg_root = DepthConfig(**{**cfg.as_dict(), "data_dir": root})
-    train_items = _items(cfg_root, train_split, cfg.max_train_items)
-    val_items = _items(cfg_root, val_split, cfg.max_val_items)
+    train_items = _items(root, train_split, cfg.max_train_items)
+    val_items = _items(root, val_split, cfg.max_val_items)
+    for warning in check_disjoint(train_items, val_items, names=(train_split, val_split)):
+        log.warning(warning)
+    gt_path = str(resolve(root, gt_path)) if gt_path else ""
     known = cfg.pose == "known"
     train = KittiRawDataset(
         root, train_items, height=cfg.height, width=cfg.width, known_pose=known

@@ -39,6 +39,8 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     p.add_argument("--silence", action=argparse.BooleanOptionalAction, default=None,
                    help="stop trials whose output layer is silent or saturated (default: on)")
     p.add_argument("--silence-from", type=int, help="first epoch checked for silence (default 1)")
+    p.add_argument("--keep-checkpoints", type=int,
+                   help="checkpoints kept per trial, the latest ones (default 1)")
     p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA max_t)")
     p.add_argument("--grace", type=int, help="ASHA grace period in epochs")
     p.add_argument("--reduction-factor", type=float, help="ASHA reduction factor (eta)")

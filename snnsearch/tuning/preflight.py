@@ -8,14 +8,19 @@ docs/reliability.md for the fault table and the tests.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
 from snnsearch.tuning import _storage
 from snnsearch.tuning.settings import SweepSettings
+
+log = logging.getLogger(__name__)
 
 PROBE_FILE = ".snnsearch_write_probe"
 TOKEN_HINT = ("with token authentication (RAY_AUTH_MODE=token) give it the cluster's token in "
@@ -27,6 +32,16 @@ def preflight(settings: SweepSettings) -> None:
     server does not answer."""
     check_writable(settings.sweep_dir, settings.storage)
     check_mlflow(settings.mlflow_uri)
+
+
+def check_trial_inputs(trainable: str, fixed: Mapping[str, Any]) -> None:
+    """Task checks of the fixed trial config. Depth on KITTI: explicit train/val split files that
+    share no frame (a ValueError), warnings for shared drives (``snnsearch.depth.splits``)."""
+    if trainable == "depth":
+        from snnsearch.depth.splits import check_config_splits
+
+        for warning in check_config_splits(fixed):
+            log.warning(warning)
 
 
 def check_writable(sweep_dir: str, storage: str) -> None:

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 from snnsearch.tuning import _storage
 from snnsearch.tuning import mlflow_logging as M
 from snnsearch.tuning._lock import SweepLock
-from snnsearch.tuning.preflight import TOKEN_HINT, check_listening, preflight
+from snnsearch.tuning.preflight import (
+    TOKEN_HINT,
+    check_listening,
+    check_trial_inputs,
+    preflight,
+)
 from snnsearch.tuning.schedulers import SchedulerSettings, build_scheduler
 from snnsearch.tuning.searchers import build_searcher
 from snnsearch.tuning.settings import SweepSettings, trial_fixed
@@ -164,8 +169,8 @@ def build_tuner(
         storage_path=settings.storage,
         callbacks=list(callbacks),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        # Keep the latest two per trial: resume needs the last one, figures are in MLflow.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # The latest per trial by default: resume needs only it, figures are in MLflow.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
         progress_reporter=_console_reporter(settings, space),
         verbose=1,
         stop=_stopper(settings),
@@ -261,6 +266,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
     _check_state_exists(settings)
     trainable = resolve_trainable(space.trainable)
     check_config_keys(space.with_fixed(trial_fixed(space, settings)))
+    check_trial_inputs(space.trainable, trial_fixed(space, settings))
     preflight(settings)
     # One driver per sweep directory; released (and the directory removed if still empty) on
     # every exit, so a refusal below leaves nothing in the storage.

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "silence_from": 1,
     "silence_options": {},
     "pareto_ref": None,
+    # Checkpoints kept per trial: the latest is all resume needs; a depth checkpoint (nets + Adam)
+    # is 0.2-0.4 GB, so each extra one multiplies a sweep's storage (docs/cluster.md).
+    "keep_checkpoints": 1,
 }
 
 SILENCE_OPTIONS = frozenset({"silent_below", "saturated_above", "max_silent_fraction"})
@@ -76,6 +79,7 @@ class SweepSettings:
             ``max_silent_fraction`` thresholds.
         pareto_ref: hypervolume reference point, one raw value per objective (None: no
             hypervolume).
+        keep_checkpoints: checkpoints kept per trial (the latest ones; resume uses the last).
     """
 
     task: str
@@ -107,6 +111,7 @@ class SweepSettings:
     silence_from: int = 1
     silence_options: Mapping[str, float] = dataclasses.field(default_factory=dict)
     pareto_ref: tuple[float, ...] | None = None
+    keep_checkpoints: int = 1
 
     @property
     def sweep_dir(self) -> str:
@@ -141,7 +146,7 @@ def resolve_settings(
     merged.update({k: v for k, v in overrides.items() if v is not None})
     if merged["mode"] not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {merged['mode']!r}")
-    for key in ("samples", "max_epochs", "grace", "concurrency"):
+    for key in ("samples", "max_epochs", "grace", "concurrency", "keep_checkpoints"):
         if int(merged[key]) < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {merged[key]}")
     objectives = parse_objectives(merged["objectives"])
@@ -179,6 +184,7 @@ def resolve_settings(
         silence_from=int(merged["silence_from"]),
         silence_options=_silence_options(merged["silence_options"]),
         pareto_ref=parse_reference(merged["pareto_ref"], objectives),
+        keep_checkpoints=int(merged["keep_checkpoints"]),
     )
 
 

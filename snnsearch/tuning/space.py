@@ -39,6 +39,7 @@ TUNE_KEYS = frozenset(
         "metric", "mode", "samples", "sampler", "scheduler", "max_epochs", "grace",
         "reduction_factor", "cpus_per_trial", "gpus_per_trial", "concurrency", "seed",
         "max_failures", "scheduler_options", "sampler_options", "objectives",
+        "silence", "silence_from", "silence_options", "keep_checkpoints",
     }
 )
 SMOKE_KEYS = frozenset({"fixed", "tune"})

@@ -13,21 +13,25 @@ from snnsearch.data.kitti import (
     KittiRawDataset,
     SplitItem,
     normalized_intrinsics,
+    read_calib_file,
     read_split,
     scan_frames,
     write_split,
 )
-from snnsearch.depth.gt import depth_map, export_gt_depths, load_gt_depths, project_points
+from snnsearch.depth.gt import (
+    depth_map,
+    export_gt_depths,
+    load_gt_depths,
+    project_points,
+    save_gt_depths,
+)
 
 DRIVE = "2011_09_26/2011_09_26_drive_0000_sync"
 
 
 @pytest.fixture(scope="module")
-def kitti_root(shared_data: Path) -> Path:
-    root = shared_data / "kitti_raw_sample"
-    if not root.is_dir():
-        pytest.skip("KITTI sample not present")
-    return root
+def kitti_root(kitti_sample: Path) -> Path:
+    return kitti_sample
 
 
 def test_auto_split_keeps_frames_with_both_neighbours(kitti_root: Path) -> None:
@@ -150,3 +154,55 @@ def test_gpu_augment_mirrors_known_poses() -> None:
         was_flipped = torch.equal(targets[i], frames[i].flip(-1))
         assert float(flipped[i, 0, 0, 3]) == pytest.approx(-0.3 if was_flipped else 0.3)
         assert float(flipped[i, 0, 2, 3]) == pytest.approx(-1.0)
+
+
+def test_sides_read_their_own_camera(kitti_stereo_root: Path) -> None:
+    items = scan_frames(kitti_stereo_root, sides=("l", "r"))
+    assert len(items) == 2 * 2 * 8 and {i.side for i in items} == {"l", "r"}
+    left, right = SplitItem(DRIVE, 4, "l"), SplitItem(DRIVE, 4, "r")
+    ds = KittiRawDataset(kitti_stereo_root, [left, right], height=64, width=192)
+    a, b = ds[0], ds[1]
+    # image_03 of the fixture holds mirrored copies of image_02: r must read them, all 3 frames.
+    assert not torch.allclose(a.frames, b.frames, atol=0.05)
+    assert torch.allclose(b.frames, a.frames.flip(-1), atol=1.5 / 255)
+    K3 = normalized_intrinsics(kitti_stereo_root, "2011_09_26", "03")
+    assert torch.allclose(b.K[:3, :3], torch.as_tensor(K3[:3, :3]) * torch.tensor([[192], [64], [1]]))
+    with pytest.raises(ValueError, match="unknown side 'x'"):
+        scan_frames(kitti_stereo_root, sides=("x",))
+
+
+def test_right_gt_is_projected_into_image_03(kitti_stereo_root: Path) -> None:
+    """A velodyne point at depth z lands (Tx_02 − Tx_03)/z ≈ 384/z px further right in image_02
+    than in image_03 (P_rect's last column holds fx·baseline; its second row a small vertical
+    offset); with P_rect_02 used for both sides the maps would be equal and the check fails."""
+    gl = depth_map(kitti_stereo_root, SplitItem(DRIVE, 4, "l"))
+    gr = depth_map(kitti_stereo_root, SplitItem(DRIVE, 4, "r"))
+    assert gr.shape == gl.shape and not np.array_equal(gl, gr)
+    calib = read_calib_file(kitti_stereo_root / "2011_09_26" / "calib_cam_to_cam.txt")
+    shift_u = calib["P_rect_02"][3] - calib["P_rect_03"][3]
+    shift_v = calib["P_rect_02"][7] - calib["P_rect_03"][7]
+    assert 380 < shift_u < 390
+
+    def matched(du: float, dv: float) -> float:
+        v, u = np.nonzero(gr)
+        z = gr[v, u]
+        ul, vl = np.round(u + du / z).astype(int), np.round(v + dv / z).astype(int)
+        keep = (ul < gl.shape[1] - 1) & (vl > 0) & (vl < gl.shape[0] - 1)
+        return float(np.mean([
+            np.isclose(gl[r - 1 : r + 2, c - 1 : c + 2], d, rtol=0.02).any()
+            for r, c, d in zip(vl[keep], ul[keep], z[keep])
+        ]))
+
+    assert matched(shift_u, shift_v) > 0.9
+    assert matched(0.0, 0.0) < 0.6  # the unshifted left map does not explain the right one
+
+
+def test_ragged_gt_round_trip_without_pickle(tmp_path: Path) -> None:
+    maps = [np.ones((4, 6), np.float32), 2 * np.ones((5, 7), np.float32)]
+    loaded = load_gt_depths(save_gt_depths(tmp_path / "gt.npz", maps))
+    assert [m.shape for m in loaded] == [(4, 6), (5, 7)] and loaded[1][0, 0] == 2
+    pickled = np.empty(2, dtype=object)
+    pickled[:] = maps
+    np.savez(tmp_path / "md2.npz", data=pickled)  # monodepth2's ragged export
+    with pytest.raises(ValueError, match="pickled.*re-export"):
+        load_gt_depths(tmp_path / "md2.npz")

@@ -86,19 +86,27 @@ def test_synthetic_run_reports_checkpoints_and_resumes(tmp_path: Path) -> None:
         train_depth({**config, "neuron": "lif", "epochs": 2}, clash)
 
 
-def test_kitti_sample_run(shared_data: Path, tmp_path: Path) -> None:
-    root = shared_data / "kitti_raw_sample"
+def test_kitti_sample_run_with_disjoint_splits(kitti_stereo_root: Path, tmp_path: Path) -> None:
+    """One epoch on real KITTI frames: split files from ``snnsearch.depth.splits`` (train and
+    val on different drives, both cameras), val GT from the exported npz."""
+    from snnsearch.depth.splits import write_splits
+
+    files = write_splits(kitti_stereo_root, tmp_path / "splits", val_fraction=0.5,
+                         sides=("l", "r"))
     config = {
         **TINY,
         "data": "kitti",
-        "data_dir": str(root),
+        "data_dir": str(kitti_stereo_root),
+        "train_split": str(files.train),
+        "val_split": str(files.val),
+        "gt_path": str(files.val_gt),
         "height": 64,
         "width": 192,
         "max_train_items": 2,
         "max_val_items": 2,
         "encoder": "resnet",
     }
-    metrics = train_depth(config, LocalReporter(tmp_path))
+    metrics = train_depth(config, LocalReporter(tmp_path / "run"))
     _finite_metrics(metrics)
     assert C.OUTPUT_RATE not in metrics  # the ANN baseline has no spiking layers
     assert 0 < metrics["abs_rel"] < 1.5

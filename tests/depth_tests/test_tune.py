@@ -42,3 +42,27 @@ def test_tune_depth_reports_through_ray(ray_session: None, tmp_path: Path) -> No
     assert result.checkpoint is not None
     with result.checkpoint.as_directory() as ckpt:
         assert (Path(ckpt) / "state.pt").is_file()
+
+
+def test_depth_space_keeps_one_checkpoint_and_no_silence_stopper() -> None:
+    """The shipped depth space: one checkpoint per trial (more with --keep-checkpoints), and no
+    silence stopping (a silent deepest stage still predicts through the membrane shortcut)."""
+    from snnsearch.tuning.cli import REPO, build_parser
+    from snnsearch.tuning.run import build_tuner
+    from snnsearch.tuning.settings import resolve_settings
+    from snnsearch.tuning.space import load_space
+
+    space = load_space(REPO / "search_spaces" / "depth.yaml")
+    for smoke in (False, True):
+        settings = resolve_settings(space, task="depth", overrides={}, smoke=smoke)
+        assert settings.keep_checkpoints == 1 and settings.silence is False
+    args = build_parser("depth", REPO).parse_args(["--keep-checkpoints", "3", "--silence"])
+    settings = resolve_settings(
+        space, task="depth", overrides={"keep_checkpoints": args.keep_checkpoints,
+                                        "silence": args.silence}, smoke=True)
+    assert settings.keep_checkpoints == 3 and settings.silence is True
+    tuner = build_tuner(settings, space, trainable=tune_depth)
+    run_config = tuner._local_tuner.get_run_config()
+    assert run_config.checkpoint_config.num_to_keep == 3 and run_config.stop is not None
+    with pytest.raises(ValueError, match="--keep-checkpoints must be >= 1"):
+        resolve_settings(space, task="depth", overrides={"keep_checkpoints": 0})
