@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from snnsearch.energy.models import check_choice as check_energy_choice
 from snnsearch.layers.neurons import NeuronSpec
 from snnsearch.models.config import ModelCfg
 
@@ -102,6 +103,8 @@ class ClassifyConfig:
     pretrain_epochs: int = 1
     device: str = "auto"
     energy_images: int = 64
+    energy_model: str = "compute45"
+    sram_kb: float = 32.0
     figures: bool = True
 
     SHAPE_KEYS = (
@@ -122,6 +125,7 @@ class ClassifyConfig:
         if self.lr_schedule not in ("cosine", "none"):
             raise ValueError(f"lr_schedule must be cosine or none (got {self.lr_schedule!r})")
         self.neuron_spec()  # validates tau, D, neuron kind, threshold with one-line errors
+        check_energy_choice(self.energy_model, self.sram_kb)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ClassifyConfig":

@@ -20,3 +20,12 @@ SILENT_FRACTION = "silent_fraction"
 PHOTOMETRIC_LOSS = "photometric_loss"
 DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 STOP_REASON = "stop_reason"
+# Energy (snnsearch.energy.metrics): the chosen model's split, every model's total, the ANN-twin
+# ratio and break-even synaptic rate per model.
+ENERGY_COMPUTE_MJ = "energy_compute_mj"
+ENERGY_MEMORY_MJ = "energy_memory_mj"
+ENERGY_ANN_MJ = "energy_ann_mj"
+ENERGY_MODEL_PREFIX = "energy/"
+ENERGY_RATIO_PREFIX = "energy_ratio/"
+BREAKEVEN_PREFIX = "breakeven_rate/"
+SYNAPTIC_RATE = "synaptic_rate"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from snnsearch.config import config_from_dict
+from snnsearch.energy.models import check_choice as check_energy_choice
 from snnsearch.layers.neurons import NEURON_KINDS, NeuronSpec
 
 # Keys that change the network: a checkpoint with other values cannot be resumed.
@@ -71,6 +72,8 @@ class DepthConfig:
     max_val_items: int = 0
     num_workers: int = 0
     device: str = "auto"
+    energy_model: str = "compute45"
+    sram_kb: float = 32.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -131,6 +134,7 @@ class DepthConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        check_energy_choice(self.energy_model, self.sram_kb)
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> DepthConfig:

@@ -20,6 +20,8 @@ from spikingjelly.activation_based import neuron
 from snnsearch import constants as K
 from snnsearch.config import ClassifyConfig
 from snnsearch.data.mnist import load_classification
+from snnsearch.energy.counting import EnergyReport
+from snnsearch.energy.metrics import energy_summary, twin_report
 from snnsearch.models import create_model
 from snnsearch.reporting.spike_figures import plot_output_rates, plot_spike_maps
 from snnsearch.trainables.reporting import LocalReporter, Reporter, TuneReporter, report_epoch
@@ -62,6 +64,14 @@ def _pretrain_from_ann(cfg: ClassifyConfig, snn: nn.Module, data, device: torch.
         train_one_epoch(ann, data.train_x, data.train_y, optimizer=optimizer,
                         loss_fn=LOSSES.get("ce"), batch_size=cfg.batch_size, generator=generator)
     transfer_weights(ann.state_dict(), snn, origin="the ANN twin")
+
+
+def _twin_counts(cfg: ClassifyConfig, image: torch.Tensor, device: torch.device) -> EnergyReport:
+    """The ANN twin's counts depend on shapes only: counted once per trial, on one image, with
+    the global RNG untouched (its weight init must not shift a resumed trial's randomness)."""
+    with torch.random.fork_rng(devices=[]):
+        twin = create_model(cfg.model, cfg.model_cfg().ann_twin()).to(device)
+    return twin_report(twin, image)
 
 
 def _write_figures(stats, labels: torch.Tensor, output_layer: str | None, folder: Path) -> None:
@@ -116,6 +126,7 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
 
     timesteps = 1 if cfg.is_ann else cfg.T
     probe_x, probe_y = data.val_x[: cfg.energy_images], data.val_y[: cfg.energy_images]
+    twin = None if cfg.is_ann else _twin_counts(cfg, probe_x[:1], device)
     output_layer = output_layer_name(model)
     metrics: dict[str, Any] = {}
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
@@ -130,10 +141,12 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
         val = evaluate(model, data.val_x, data.val_y, loss_fn=loss_fn, batch_size=512)
         stats = spike_stats(model, probe_x, timesteps=timesteps, spiking=not cfg.is_ann,
                             output_layer=output_layer, keep_records=cfg.figures)
+        energy = energy_summary(stats.energy, twin=twin, model=cfg.energy_model,
+                                sram_kb=cfg.sram_kb)
         metrics = {
             K.EPOCH: epoch, K.TRAIN_LOSS: train["train_loss"], K.TRAIN_ACC: train["train_acc"],
             K.VAL_LOSS: val["loss"], K.VAL_ACC: val["acc"], K.EPOCH_TIME: train["seconds"],
-            K.IMAGES_PER_S: train["images"] / train["seconds"], K.ENERGY_MJ: stats.energy.total_mj,
+            K.IMAGES_PER_S: train["images"] / train["seconds"], **energy.metrics,
             **{K.FIRING_RATE_PREFIX + name: rate for name, rate in stats.layer_rates.items()},
         }
         if output_layer is not None:  # ANN baselines have no spikes to be silent with
@@ -148,7 +161,7 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
         }
         figures = partial(_write_figures, stats, probe_y, output_layer) if cfg.figures else None
-        report_epoch(reporter, metrics, state, figures)
+        report_epoch(reporter, metrics, state, figures, energy)
     return metrics
 
 

@@ -25,6 +25,14 @@ from snnsearch.depth.config import MODEL_KEYS, DepthConfig
 from snnsearch.depth.engine import LossSettings, collate, train_epoch, validate
 from snnsearch.depth.gt import depth_map, load_gt_depths
 from snnsearch.depth.splits import check_disjoint, resolve
+from snnsearch.energy import (
+    EnergyReport,
+    EnergySummary,
+    energy_summary,
+    estimate_energy,
+    twin_report,
+)
+from snnsearch.layers.neurons import NeuronSpec
 from snnsearch.models.depth import (
     DepthModelSpec,
     DepthNet,
@@ -37,6 +45,7 @@ from snnsearch.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 SILENT_RATE = 1e-4  # a neuron layer below this mean rate counts as silent
+_UNSET = object()  # the ANN twin is counted at the first epoch, on the first val image
 
 
 @dataclass
@@ -101,10 +110,23 @@ def _model_spec(cfg: DepthConfig) -> DepthModelSpec:
     return DepthModelSpec(cfg.encoder, cfg.depth, cfg.neuron_spec(), cfg.T, cfg.num_scales)
 
 
-def _energy(net: DepthNet, image: torch.Tensor) -> float:
-    from snnsearch.energy import estimate_energy
+def _energy(
+    net: DepthNet, image: torch.Tensor, twin: EnergyReport | None, cfg: DepthConfig
+) -> EnergySummary:
+    """Every energy model's metrics and the per-layer table for ``image`` (one counted pass)."""
+    report = estimate_energy(net, image, timesteps=net.timesteps, spiking=net.spiking)
+    return energy_summary(report, twin=twin, model=cfg.energy_model, sram_kb=cfg.sram_kb)
 
-    return estimate_energy(net, image, timesteps=net.timesteps, spiking=net.spiking).total_mj
+
+def _twin_counts(cfg: DepthConfig, image: torch.Tensor) -> EnergyReport | None:
+    """Counts of the ANN twin (same encoder with ReLU, T=1), once per trial, the global RNG
+    untouched; None when the encoder is already an ANN."""
+    if cfg.encoder == "resnet" or cfg.neuron == "relu":
+        return None
+    spec = DepthModelSpec(cfg.encoder, cfg.depth, NeuronSpec(kind="relu"), 1, cfg.num_scales)
+    with torch.random.fork_rng(devices=[]):
+        twin = build_depth_net(spec).to(image.device)
+    return twin_report(twin, image)
 
 
 def _rate_metrics(rates: dict[str, float]) -> dict[str, float]:
@@ -211,6 +233,7 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
         collate_fn=collate,
     )
     metrics: dict[str, Any] = {}
+    twin: Any = _UNSET
     while run.epoch < cfg.epochs:
         run.epoch += 1
         start = time.perf_counter()
@@ -231,7 +254,10 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
         errors, val_loss, rates = validate(
             run.depth_net, run.pose_net, val_loader, data.gt_depths, device, settings
         )
-        energy = _energy(run.depth_net, data.val[0].frames[:1].to(device))
+        probe = data.val[0].frames[:1].to(device)
+        if twin is _UNSET:
+            twin = _twin_counts(cfg, probe)
+        energy = _energy(run.depth_net, probe, twin, cfg)
         metrics = {
             C.EPOCH: run.epoch,
             C.TRAIN_LOSS: train["train_loss"],
@@ -240,11 +266,12 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
             **errors.as_dict(),
             C.EPOCH_TIME: time.perf_counter() - start,
             C.IMAGES_PER_S: train["train_images_per_s"],
-            C.ENERGY_MJ: energy,
+            **energy.metrics,
             **_rate_metrics(rates),
         }
         report_epoch(reporter, metrics, run.state(),
-                     lambda folder: _write_prediction_figure(run.depth_net, data, device, folder))
+                     lambda folder: _write_prediction_figure(run.depth_net, data, device, folder),
+                     energy)
     return metrics
 
 

@@ -11,7 +11,13 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from snnsearch.energy.metrics import EnergySummary
+
+# Where the per-layer energy table sits inside a checkpoint directory (MLflow logs it from there).
+ENERGY_TABLE = "energy/layers.csv"
 
 
 class Reporter(Protocol):
@@ -72,15 +78,20 @@ def report_epoch(
     metrics: dict[str, Any],
     state: dict[str, Any],
     write_figures: Callable[[Path], None] | None = None,
+    energy: EnergySummary | None = None,
 ) -> None:
     """One epoch's report: ``state`` saved as a checkpoint in a temp dir, ``write_figures(folder)``
-    adding PNGs under ``figures/``, then ``reporter.report``. The temp dir is removed afterwards:
-    Ray Tune (and :class:`LocalReporter`) have copied it by the time ``report`` returns."""
+    adding PNGs under ``figures/``, the per-layer energy table as ``energy/layers.csv``, then
+    ``reporter.report``. The temp dir is removed afterwards: Ray Tune (and
+    :class:`LocalReporter`) have copied it by the time ``report`` returns."""
+    from snnsearch.energy.metrics import write_layer_table
     from snnsearch.training.checkpoint import save_checkpoint
 
     checkpoint_dir = Path(tempfile.mkdtemp(prefix="snnsearch_ckpt_"))
     try:
         save_checkpoint(checkpoint_dir, state)
+        if energy is not None:
+            write_layer_table(energy, checkpoint_dir / ENERGY_TABLE)
         if write_figures is not None:
             write_figures(checkpoint_dir / "figures")
         reporter.report(metrics, str(checkpoint_dir))

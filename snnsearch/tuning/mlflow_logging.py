@@ -392,6 +392,8 @@ class NestedMlflowCallback(Callback):
         with checkpoint.as_directory() as directory:
             for png in sorted(Path(directory, "figures").glob("*.png")):
                 self.client.log_artifact(run_id, str(png), f"figures/epoch_{step:03d}")
+            for table in sorted(Path(directory, "energy").glob("*.csv")):  # per-layer energy
+                self.client.log_artifact(run_id, str(table), f"energy/epoch_{step:03d}")
 
     def _close(self, trial: Trial, error: str | None) -> None:
         run_id = self.child_run(trial)
