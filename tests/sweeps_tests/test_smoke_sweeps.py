@@ -13,12 +13,14 @@ from snnsearch.testing.sweeps import sweep_runs
 from snnsearch.tuning import mlflow_logging as M
 from snnsearch.tuning.cli import main
 
-CLASSIFY_METRICS = {"val_acc", "val_loss", "train_loss", "energy_mj", "epoch_time_s",
-                    "train_images_per_s", "output_firing_rate", "silent_fraction"}
+ENERGY_METRICS = {"energy_mj", "energy_compute_mj", "energy_memory_mj", "energy/int8_mj",
+                  "energy/compute45_memory_mj", "energy_ratio/int8"}
+CLASSIFY_METRICS = {"val_acc", "val_loss", "train_loss", "epoch_time_s",
+                    "train_images_per_s", "output_firing_rate", "silent_fraction", *ENERGY_METRICS}
 TASK_METRICS = {
     "mnist": CLASSIFY_METRICS,
     "fashion": CLASSIFY_METRICS,
-    "depth": {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "energy_mj",
+    "depth": {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", *ENERGY_METRICS,
               "epoch_time_s", "train_images_per_s"},
 }
 
@@ -58,3 +60,5 @@ def test_smoke_sweep(
     client = M.make_client(mlflow_uri)
     figures = client.list_artifacts(children[0].info.run_id, "figures/epoch_001")
     assert any(a.path.endswith(".png") for a in figures)
+    tables = client.list_artifacts(children[0].info.run_id, "energy/epoch_001")
+    assert [a.path for a in tables] == ["energy/epoch_001/layers.csv"]
