@@ -16,7 +16,13 @@ IMAGES_PER_S = "train_images_per_s"
 ENERGY_MJ = "energy_mj"
 FIRING_RATE_PREFIX = "firing_rate/"
 OUTPUT_RATE = "output_firing_rate"
+# Output rate divided by the neuron's largest output per step (1 for binary spikes, D for I-LIF
+# counts), so 1.0 means "every output neuron at its maximum in every step" for every neuron type.
+OUTPUT_RATE_NORM = "output_rate_norm"
+# Classification: share of validation images whose output layer emitted no spike in any step.
 SILENT_FRACTION = "silent_fraction"
+# Depth: share of spiking layers whose mean rate is below 1e-4 (a dead layer cuts the encoder).
+SILENT_LAYER_FRACTION = "silent_layer_fraction"
 PHOTOMETRIC_LOSS = "photometric_loss"
 DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 STOP_REASON = "stop_reason"

@@ -53,6 +53,12 @@ class NeuronSpec:
     def is_spiking(self) -> bool:
         return self.kind != "relu"
 
+    @property
+    def max_output(self) -> int:
+        """Largest output of one neuron in one step: D for I-LIF (integer counts 0..D), 1 for
+        binary spikes. Firing rates divided by it are comparable across neuron types."""
+        return int(self.D) if self.kind == "ilif" else 1
+
     def build(self) -> nn.Module:
         """A fresh multi-step neuron module (input ``[T, B, ...]``)."""
         common = dict(

@@ -150,7 +150,8 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
             **{K.FIRING_RATE_PREFIX + name: rate for name, rate in stats.layer_rates.items()},
         }
         if output_layer is not None:  # ANN baselines have no spikes to be silent with
-            metrics |= {K.OUTPUT_RATE: stats.output_rate, K.SILENT_FRACTION: stats.silent_fraction}
+            metrics |= {K.OUTPUT_RATE: stats.output_rate, K.SILENT_FRACTION: stats.silent_fraction,
+                        K.OUTPUT_RATE_NORM: stats.output_rate / cfg.neuron_spec().max_output}
         if epoch == cfg.epochs:
             metrics[K.TEST_ACC] = evaluate(model, data.test_x, data.test_y, loss_fn=loss_fn,
                                            batch_size=512)["acc"]

@@ -129,13 +129,15 @@ def _twin_counts(cfg: DepthConfig, image: torch.Tensor) -> EnergyReport | None:
     return twin_report(twin, image)
 
 
-def _rate_metrics(rates: dict[str, float]) -> dict[str, float]:
+def _rate_metrics(rates: dict[str, float], max_output: int) -> dict[str, float]:
     if not rates:
         return {}  # ANN encoder: no spiking layers
     out = {C.FIRING_RATE_PREFIX + k: v for k, v in rates.items()}
     last = [v for k, v in rates.items() if k.startswith("encoder.layer4.")]
     out[C.OUTPUT_RATE] = float(np.mean(last))
-    out[C.SILENT_FRACTION] = float(np.mean([v < SILENT_RATE for v in rates.values()]))
+    out[C.OUTPUT_RATE_NORM] = out[C.OUTPUT_RATE] / max_output
+    # A share of layers, not of images: its own name (classification's silent_fraction is images).
+    out[C.SILENT_LAYER_FRACTION] = float(np.mean([v < SILENT_RATE for v in rates.values()]))
     return out
 
 
@@ -267,7 +269,7 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
             C.EPOCH_TIME: time.perf_counter() - start,
             C.IMAGES_PER_S: train["train_images_per_s"],
             **energy.metrics,
-            **_rate_metrics(rates),
+            **_rate_metrics(rates, cfg.neuron_spec().max_output),
         }
         report_epoch(reporter, metrics, run.state(),
                      lambda folder: _write_prediction_figure(run.depth_net, data, device, folder),

@@ -3,9 +3,15 @@
 Many random SNN configurations never make the output layer spike (or make it spike at every
 step), so their accuracy is chance and every further epoch is wasted. Firmin et al. 2024
 (Neurocomputing 609:128483) stopped 66-92% of evaluations this way, each about 22x cheaper than
-a full one. Trainables report ``output_firing_rate`` (mean output spikes per neuron per step)
-and ``silent_fraction`` (share of validation images with no output spike in any step) every
-epoch; :class:`SilenceStopper` reads them on the driver and stops the trial.
+a full one. :class:`SilenceStopper` reads these metrics on the driver and stops the trial:
+
+* ``output_rate_norm``: mean output per neuron per step divided by the neuron's largest output
+  per step (1 for binary spikes, D for I-LIF, whose outputs are integer counts 0..D). Both
+  thresholds are judged on it, so one cut means the same for every neuron type. Results that
+  only carry ``output_firing_rate`` are normalised with the trial config's ``neuron``/``D``.
+* ``silent_fraction`` (classification): share of validation images with no output spike in
+  any step.
+* ``silent_layer_fraction`` (depth): share of spiking layers whose mean rate is below 1e-4.
 
 The stopper also writes the reason into the result (``result["stop_reason"] = "silent"``). Ray
 passes the same dict on to the callbacks and stores it as ``trial.last_result``
@@ -23,7 +29,13 @@ from typing import Any
 
 from ray.tune.stopper import Stopper
 
-from snnsearch.constants import OUTPUT_RATE, SILENT_FRACTION, STOP_REASON
+from snnsearch.constants import (
+    OUTPUT_RATE,
+    OUTPUT_RATE_NORM,
+    SILENT_FRACTION,
+    SILENT_LAYER_FRACTION,
+    STOP_REASON,
+)
 
 SILENT = "silent"
 SATURATED = "saturated"
@@ -31,6 +43,9 @@ EARLY_STOPPED = "early_stopped"
 COMPLETED = "completed"
 ERROR = "error"
 NON_FINITE = "non_finite"
+
+_RATE_KEYS = (OUTPUT_RATE_NORM, OUTPUT_RATE)
+_FRACTION_KEYS = (SILENT_FRACTION, SILENT_LAYER_FRACTION)
 
 __all__ = [
     "COMPLETED",
@@ -40,6 +55,8 @@ __all__ = [
     "SATURATED",
     "SILENT",
     "SilenceStopper",
+    "neuron_max_output",
+    "normalized_output_rate",
     "silence_verdict",
     "trial_outcome",
 ]
@@ -56,48 +73,82 @@ def _finite(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
+def neuron_max_output(config: Mapping[str, Any] | None) -> int:
+    """Largest output of one neuron per step for a trial config: ``D`` for I-LIF, else 1.
+
+    Mirrors :attr:`snnsearch.layers.neurons.NeuronSpec.max_output` for flat trial configs (the
+    ``config`` dict Ray puts into every result), without building the spec.
+    """
+    config = config or {}
+    if config.get("neuron") == "ilif":
+        try:
+            return max(int(config.get("D", 4)), 1)  # NeuronSpec's default D is 4
+        except (TypeError, ValueError):
+            return 1
+    return 1
+
+
+def normalized_output_rate(
+    metrics: Mapping[str, Any], config: Mapping[str, Any] | None = None
+) -> float | None:
+    """The output rate in [0, 1] of the neuron's maximum (see module docstring), or None.
+
+    Args:
+        metrics: one reported result; ``output_rate_norm`` is used when present.
+        config: the trial config, used to normalise a bare ``output_firing_rate``; defaults
+            to ``metrics["config"]`` (Ray adds it to every result).
+    """
+    if OUTPUT_RATE_NORM in metrics:
+        return _finite(metrics[OUTPUT_RATE_NORM])
+    raw = _finite(metrics.get(OUTPUT_RATE))
+    if raw is None:
+        return None
+    if config is None:
+        config = metrics.get("config") if isinstance(metrics.get("config"), Mapping) else None
+    return raw / neuron_max_output(config)
+
+
 def silence_verdict(
     metrics: Mapping[str, Any],
     *,
     silent_below: float = 1e-3,
     saturated_above: float = 0.9,
     max_silent_fraction: float = 0.9,
-    rate_key: str = OUTPUT_RATE,
-    silent_fraction_key: str = SILENT_FRACTION,
+    config: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Classify one epoch's spike metrics as ``"silent"``, ``"saturated"`` or healthy (None).
 
-    Silent: the output firing rate is below ``silent_below``, or more than
-    ``max_silent_fraction`` of the samples got no output spike at all (a net can fire on a few
-    images and still be useless). Saturated: the output rate is above ``saturated_above``, so
-    every class neuron fires at nearly every step and the readout cannot tell classes apart.
+    Silent: the normalised output rate is below ``silent_below``, or more than
+    ``max_silent_fraction`` of the images (classification) or of the spiking layers (depth)
+    got no spike at all (a net can fire on a few images and still be useless). Saturated: the
+    normalised output rate is above ``saturated_above``: every output neuron is at its maximum in
+    nearly every step, so the readout cannot tell classes apart. An I-LIF D=8 readout at a raw
+    count rate of 0.8 (0.1 of its maximum) is healthy.
 
     Args:
         metrics: one reported result.
-        silent_below: rate threshold (spikes per neuron per step; I-LIF counts are not divided
-            by D, so scale the saturation threshold for them).
-        saturated_above: rate above which the output is saturated.
-        max_silent_fraction: largest tolerated share of samples without an output spike.
-        rate_key: key of the output firing rate.
-        silent_fraction_key: key of the silent-sample share.
+        silent_below: normalised-rate threshold below which the output is silent.
+        saturated_above: normalised rate above which the output is saturated.
+        max_silent_fraction: largest tolerated share of silent images / layers.
+        config: trial config for normalising a bare ``output_firing_rate`` (default:
+            ``metrics["config"]``).
 
     Returns:
         ``"silent"``, ``"saturated"`` or None. A NaN metric gives no verdict (NaN is a
         training failure, not a spiking one).
 
     Raises:
-        ValueError: when neither key is in ``metrics`` (the trainable does not report them).
+        ValueError: when the result carries none of the spike metrics (the trainable does not
+            report them).
     """
-    if rate_key not in metrics and silent_fraction_key not in metrics:
+    if not any(k in metrics for k in (*_RATE_KEYS, *_FRACTION_KEYS)):
         raise ValueError(
-            f"result has neither {rate_key!r} nor {silent_fraction_key!r}: report them from the "
+            f"result has none of {[*_RATE_KEYS, *_FRACTION_KEYS]}: report them from the "
             "trainable or do not use silence pruning"
         )
-    rate = _finite(metrics.get(rate_key))
-    frac = _finite(metrics.get(silent_fraction_key))
-    if (rate is not None and rate < silent_below) or (
-        frac is not None and frac > max_silent_fraction
-    ):
+    rate = normalized_output_rate(metrics, config)
+    fracs = [f for f in (_finite(metrics.get(k)) for k in _FRACTION_KEYS) if f is not None]
+    if (rate is not None and rate < silent_below) or any(f > max_silent_fraction for f in fracs):
         return SILENT
     if rate is not None and rate > saturated_above:
         return SATURATED
@@ -109,10 +160,11 @@ def _has_spiking_output(result: Mapping[str, Any]) -> bool:
     metrics (depth) or the impossible pair rate 0 with no silent sample (classify's ``*_ann``
     models, whose monitors saw no spiking layer). The stopper skips those instead of raising
     mid-sweep or calling an ANN silent."""
-    if OUTPUT_RATE not in result and SILENT_FRACTION not in result:
+    if not any(k in result for k in (*_RATE_KEYS, *_FRACTION_KEYS)):
         return False
-    rate, frac = _finite(result.get(OUTPUT_RATE)), _finite(result.get(SILENT_FRACTION))
-    return not (rate == 0.0 and frac == 0.0)
+    rate = _finite(result.get(OUTPUT_RATE, result.get(OUTPUT_RATE_NORM)))
+    fracs = [_finite(result.get(k)) for k in _FRACTION_KEYS if k in result]
+    return not (rate == 0.0 and fracs and all(f == 0.0 for f in fracs))
 
 
 class SilenceStopper(Stopper):

@@ -33,6 +33,15 @@ from snnsearch.tuning.silence import (
         ({"output_firing_rate": 0.97, "silent_fraction": 0.0}, SATURATED),
         ({"silent_fraction": 0.3}, None),
         ({"output_firing_rate": math.nan, "silent_fraction": math.nan}, None),
+        # I-LIF D=8 at raw count rate 0.805 (the healthy MNIST CSNN of the issue): 0.10 of max.
+        ({"output_firing_rate": 0.805, "output_rate_norm": 0.805 / 8, "silent_fraction": 0.0}, None),
+        ({"output_firing_rate": 7.9, "output_rate_norm": 7.9 / 8, "silent_fraction": 0.0}, SATURATED),
+        # A bare raw rate is normalised with the trial config Ray puts into the result.
+        ({"output_firing_rate": 1.6, "config": {"neuron": "ilif", "D": 8}}, None),
+        ({"output_firing_rate": 1.6, "config": {"neuron": "lif", "D": 8}}, SATURATED),
+        # Depth: a share of layers under its own name.
+        ({"output_firing_rate": 0.1, "silent_layer_fraction": 0.95}, SILENT),
+        ({"output_firing_rate": 0.1, "silent_layer_fraction": 0.25}, None),
     ],
 )
 def test_verdict(metrics: dict, expected: str | None) -> None:
@@ -44,7 +53,7 @@ def test_verdict_thresholds_and_missing_keys() -> None:
     assert silence_verdict(m, silent_below=0.1) == SILENT
     assert silence_verdict(m, max_silent_fraction=0.4) == SILENT
     assert silence_verdict(m, saturated_above=0.04, silent_below=0.0) == SATURATED
-    with pytest.raises(ValueError, match="neither 'output_firing_rate' nor 'silent_fraction'"):
+    with pytest.raises(ValueError, match="none of .*'output_rate_norm'.*'silent_fraction'"):
         silence_verdict({"val_acc": 0.1})
 
 
@@ -135,3 +144,56 @@ def test_real_silent_and_saturated_nets_are_caught(shared_data: Path) -> None:
     assert stopper("silent", silent) is True and silent["stop_reason"] == SILENT
     assert stopper("healthy", healthy) is False, healthy
     assert stopper("saturated", saturated) is True and saturated["stop_reason"] == SATURATED
+
+
+def _ilif_readout_metrics(current: float, images: np.ndarray, D: int = 8) -> dict:
+    """Real MNIST images through a linear readout into spikingjelly's I-LIF (counts 0..D) for
+    T=4 steps, every readout current shifted to ``current``; the metrics the trainable reports."""
+    import torch
+
+    from snnsearch.layers.neurons import NeuronSpec
+
+    torch.manual_seed(0)
+    spec = NeuronSpec(kind="ilif", tau=2.0, D=D)
+    fc = torch.nn.Linear(images.shape[1], 10)
+    torch.nn.init.normal_(fc.weight, std=0.01)
+    torch.nn.init.constant_(fc.bias, current)
+    node = spec.build()
+    with torch.no_grad():
+        counts = node(fc(torch.from_numpy(images)).unsqueeze(0).repeat(4, 1, 1))
+    rate = float(counts.mean())
+    return {
+        "training_iteration": 2,
+        "output_firing_rate": rate,
+        "output_rate_norm": rate / spec.max_output,
+        "silent_fraction": float((counts.sum(dim=(0, 2)) == 0).float().mean()),
+    }
+
+
+def test_ilif_d8_healthy_net_is_not_stopped_but_silent_and_saturated_are(
+    shared_data: Path,
+) -> None:
+    images = _mnist_images(shared_data, 64)
+    healthy = _ilif_readout_metrics(1.0, images)   # about one count per step of D=8
+    saturated = _ilif_readout_metrics(50.0, images)  # every neuron at D in every step
+    silent = _ilif_readout_metrics(-50.0, images)
+    # The healthy net's raw count rate is above the 0.9 cut that binary spikes use ...
+    assert 0.9 < healthy["output_firing_rate"] < 2.0, healthy
+    assert saturated["output_firing_rate"] == pytest.approx(8.0)
+    stopper = SilenceStopper()
+    # ... but judged on its share of the maximum output it is healthy.
+    assert stopper("healthy", healthy) is False, healthy
+    assert stopper("saturated", saturated) is True and saturated["stop_reason"] == SATURATED
+    assert stopper("silent", silent) is True and silent["stop_reason"] == SILENT
+
+
+def test_classifier_reports_rate_normalised_by_d(mnist_root: Path, tmp_path: Path) -> None:
+    from snnsearch.trainables.classify import train_classifier
+    from snnsearch.trainables.reporting import LocalReporter
+
+    config = {"data_dir": str(mnist_root), "model": "fc", "neuron": "ilif", "D": 8, "T": 2,
+              "train_subset": 256, "val_size": 128, "batch_size": 64, "epochs": 1,
+              "energy_images": 8, "figures": False, "device": "cpu"}
+    metrics = train_classifier(config, LocalReporter(tmp_path))
+    assert metrics["output_rate_norm"] == pytest.approx(metrics["output_firing_rate"] / 8)
+    assert 0.0 <= metrics["output_rate_norm"] <= 1.0
