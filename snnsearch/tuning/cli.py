@@ -36,6 +36,13 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
                         "report): e.g. val_acc:max,energy_mj:min")
     p.add_argument("--pareto-ref",
                    help="hypervolume reference point, one value per objective: e.g. 0.0,1.0")
+    p.add_argument("--constraint", dest="constraints", action="append", metavar="METRIC<=X",
+                   help="hard constraint, repeatable: e.g. --constraint energy_mj<=0.5 "
+                        "--constraint val_acc>=0.98 (violators are infeasible for the sampler "
+                        "and greyed off the Pareto front)")
+    p.add_argument("--moasha-tiebreak", choices=("crowding", "epsnet"),
+                   help="MO-ASHA order within a front: NSGA-II crowding distance (default) or "
+                        "Syne Tune's epsilon-net")
     p.add_argument("--silence", action=argparse.BooleanOptionalAction, default=None,
                    help="stop trials whose output layer is silent or saturated (default: on)")
     p.add_argument("--silence-from", type=int, help="first epoch checked for silence (default 1)")
@@ -120,6 +127,7 @@ def _stored_settings(settings, args: argparse.Namespace):
     fields = {f.name for f in dataclasses.fields(SweepSettings)}
     kept = {k: v for k, v in stored.items() if k in fields}
     kept["objectives"] = tuple(tuple(o) for o in kept.get("objectives", ()))
+    kept["constraints"] = tuple(kept.get("constraints", ()))
     if kept.get("pareto_ref") is not None:
         kept["pareto_ref"] = tuple(kept["pareto_ref"])
     return SweepSettings(**{**kept, "resume": True, "storage": settings.storage,

@@ -3,12 +3,15 @@
 Ray's ASHA ranks one scalar; accuracy-energy searches need two or more. After Schmucker et al.
 2021 ("Multi-objective asynchronous successive halving", arXiv:2106.12639; Syne Tune's
 ``MOASHA``): rungs sit at ``grace_period * eta**k`` epochs as in ASHA. When a trial first
-reaches a rung its objective vector is recorded there, all vectors recorded at that rung are
+reaches a rung (progress counted in epochs, see ``time_attr``) its objective vector is
+recorded at the highest rung it has reached, all vectors recorded at that rung are
 put in one total order and the trial continues only if it lies in the top ``1/eta``:
 
 1. non-dominated sorting (front 0 first),
 2. within a front, larger NSGA-II crowding distance first (the extremes of a front are kept,
    crowded middles are thinned, so the survivors stay spread along the accuracy-energy trade-off),
+   or, with ``tiebreak="epsnet"`` (``--moasha-tiebreak epsnet``), Syne Tune's epsilon-net order
+   (greedy farthest point first),
 3. exact ties (duplicates, several extremes) by a random key from the scheduler's own seeded
    generator, so arrival order never decides.
 
@@ -30,7 +33,14 @@ import numpy as np
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
 from snnsearch.constants import STOP_REASON
-from snnsearch.tuning.pareto import Objective, as_minimization, parse_objectives, rank_order
+from snnsearch.tuning.pareto import (
+    TIEBREAKS,
+    Objective,
+    as_minimization,
+    parse_objectives,
+    rank_order,
+)
+from snnsearch.tuning.silence import progress_of
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -45,31 +55,39 @@ __all__ = ["MultiObjectiveASHA", "moasha_from_settings"]
 class _Bracket:
     """Rungs of one bracket: ``milestone -> {trial_id: objective vector (minimisation)}``."""
 
-    def __init__(self, milestones: list[float], reduction_factor: float) -> None:
+    def __init__(
+        self, milestones: list[float], reduction_factor: float, tiebreak: str = "crowding"
+    ) -> None:
         self.milestones = sorted(milestones, reverse=True)  # highest first, as in Ray's ASHA
         self.recorded: dict[float, dict[str, np.ndarray]] = {m: {} for m in self.milestones}
         self.rf = reduction_factor
+        self.tiebreak = tiebreak
 
     def on_result(
         self, trial_id: str, progress: float, vector: np.ndarray, rng: np.random.Generator | None
     ) -> str:
-        """Record ``vector`` at the highest rung reached but not yet recorded, and decide.
+        """Record ``vector`` at the highest rung ``progress`` has reached, and decide there.
 
-        With ``rng=None`` the vector is only recorded (used for completed trials).
+        Only that rung is considered, as in Ray's ASHA: a trial already recorded there continues
+        (the decision was made), and a trial that skipped lower rungs (restored from a later
+        checkpoint) is never judged at a rung below the one it reached. With ``rng=None`` the
+        vector is only recorded (used for completed trials).
         """
-        for milestone in self.milestones:
-            recorded = self.recorded[milestone]
-            if progress < milestone or trial_id in recorded:
-                continue
-            recorded[trial_id] = vector
-            if rng is None:
-                return TrialScheduler.CONTINUE
-            ids = list(recorded)
-            order = rank_order(np.stack([recorded[i] for i in ids]), rng=rng)
-            position = int(np.flatnonzero(order == ids.index(trial_id))[0])
-            if position >= len(ids) / self.rf:
-                return TrialScheduler.STOP
+        reached = [m for m in self.milestones if progress >= m]
+        if not reached:
             return TrialScheduler.CONTINUE
+        milestone = reached[0]
+        recorded = self.recorded[milestone]
+        if trial_id in recorded:
+            return TrialScheduler.CONTINUE
+        recorded[trial_id] = vector
+        if rng is None:
+            return TrialScheduler.CONTINUE
+        ids = list(recorded)
+        order = rank_order(np.stack([recorded[i] for i in ids]), rng=rng, tiebreak=self.tiebreak)
+        position = int(np.flatnonzero(order == ids.index(trial_id))[0])
+        if position >= len(ids) / self.rf:
+            return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
     def debug_str(self) -> str:
@@ -85,13 +103,17 @@ class MultiObjectiveASHA(FIFOScheduler):
 
     Args:
         objectives: ``[(metric, "min"|"max"), ...]`` or ``"val_acc:max,energy_mj:min"``.
-        time_attr: monotonic progress key (one report per epoch: ``training_iteration``).
+        time_attr: progress key. With the default ``training_iteration`` the result's ``epoch``
+            is used when present (:func:`~snnsearch.tuning.silence.progress_of`): it continues
+            from a checkpoint, while ``training_iteration`` restarts after ``Tuner.restore``.
         max_t: full budget in ``time_attr`` units; trials are stopped when they reach it.
         grace_period: first rung; no trial is stopped before it.
         reduction_factor: eta: the top ``1/eta`` of each rung continue.
         brackets: number of ASHA brackets (bracket s starts at ``grace_period * eta**s``).
         seed: seed of the generator used for bracket choice and exact ties.
         reason_key: result key whose non-empty value keeps a trial out of the rungs.
+        tiebreak: order within a front: ``"crowding"`` (NSGA-II crowding distance) or
+            ``"epsnet"`` (Syne Tune's epsilon-net); see :func:`~snnsearch.tuning.pareto.rank_order`.
     """
 
     def __init__(
@@ -105,6 +127,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         brackets: int = 1,
         seed: int | None = None,
         reason_key: str = STOP_REASON,
+        tiebreak: str = "crowding",
     ) -> None:
         if max_t <= 0 or grace_period <= 0:
             raise ValueError(f"max_t={max_t} and grace_period={grace_period} must be positive")
@@ -114,15 +137,22 @@ class MultiObjectiveASHA(FIFOScheduler):
             raise ValueError(f"reduction_factor={reduction_factor} must be > 1")
         if brackets < 1:
             raise ValueError(f"brackets={brackets} must be >= 1")
+        if tiebreak not in TIEBREAKS:
+            raise ValueError(
+                f"MO-ASHA tiebreak {tiebreak!r}: use one of {', '.join(TIEBREAKS)} "
+                "(--moasha-tiebreak)"
+            )
         super().__init__()
         self._objectives: list[Objective] = parse_objectives(objectives)
         self._time_attr = time_attr
         self._max_t = max_t
         self._rf = float(reduction_factor)
         self._reason_key = reason_key
+        self._tiebreak = tiebreak
         self._rng = np.random.default_rng(seed)
         self._brackets = [
-            _Bracket(self._milestones(grace_period, s), self._rf) for s in range(brackets)
+            _Bracket(self._milestones(grace_period, s), self._rf, tiebreak)
+            for s in range(brackets)
         ]
         self._trial_info: dict[str, _Bracket] = {}
         self._num_stopped = 0
@@ -181,13 +211,14 @@ class MultiObjectiveASHA(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         """CONTINUE or STOP ``trial`` given its latest result (see module docstring)."""
         vector = self._vector(result)
-        if self._time_attr not in result or vector is None or result.get(self._reason_key):
+        progress = progress_of(result, self._time_attr)
+        if progress is None or vector is None or result.get(self._reason_key):
             return TrialScheduler.CONTINUE
-        if result[self._time_attr] >= self._max_t:
+        if progress >= self._max_t:
             action = TrialScheduler.STOP
         else:
             bracket = self._bracket_of(trial.trial_id)
-            action = bracket.on_result(trial.trial_id, result[self._time_attr], vector, self._rng)
+            action = bracket.on_result(trial.trial_id, progress, vector, self._rng)
         if action == TrialScheduler.STOP:
             self._num_stopped += 1
         return action
@@ -195,10 +226,9 @@ class MultiObjectiveASHA(FIFOScheduler):
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
         """Record the final vector (unless silenced) so later trials are ranked against it."""
         vector = self._vector(result) if result else None
-        if vector is not None and self._time_attr in result and not result.get(self._reason_key):
-            self._bracket_of(trial.trial_id).on_result(
-                trial.trial_id, result[self._time_attr], vector, None
-            )
+        progress = progress_of(result, self._time_attr) if result else None
+        if vector is not None and progress is not None and not result.get(self._reason_key):
+            self._bracket_of(trial.trial_id).on_result(trial.trial_id, progress, vector, None)
         self._trial_info.pop(trial.trial_id, None)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
@@ -233,10 +263,10 @@ def moasha_from_settings(settings: SchedulerSettings) -> MultiObjectiveASHA:
     options = dict(settings.options)
     # The sweep seed, if SchedulerSettings carries one, unless scheduler_options overrides it.
     options.setdefault("seed", getattr(settings, "seed", None))
-    unknown = set(options) - {"seed", "brackets"}
+    unknown = set(options) - {"seed", "brackets", "tiebreak"}
     if unknown:
         raise ValueError(
-            f"unknown moasha scheduler_options {sorted(unknown)}; allowed: seed, brackets"
+            f"unknown moasha scheduler_options {sorted(unknown)}; allowed: seed, brackets, tiebreak"
         )
     return MultiObjectiveASHA(
         objectives=objectives,

@@ -1,4 +1,5 @@
-"""Pareto utilities: objective parsing, non-dominated sorting, crowding distance, hypervolume.
+"""Pareto utilities: objective parsing, non-dominated sorting, crowding distance, hypervolume,
+hard constraints (feasibility) and anytime hypervolume.
 
 Pure NumPy so that schedulers, searchers and reports share one definition of "better".
 Every function works in *minimisation* space; :func:`as_minimization` turns raw metric columns
@@ -17,8 +18,10 @@ Ray Tune has neither. The algorithms are short, and the tests check them on hand
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -27,9 +30,17 @@ Mode = Literal["min", "max"]
 Objective = tuple[str, Mode]
 
 __all__ = [
+    "Constraint",
     "Objective",
     "as_minimization",
+    "constraint_violations",
+    "feasible_mask",
+    "feasible_pareto_mask",
+    "parse_constraint",
+    "parse_constraints",
+    "TIEBREAKS",
     "crowding_distance",
+    "epsilon_net_order",
     "hypervolume",
     "non_dominated_sort",
     "non_domination_rank",
@@ -196,30 +207,79 @@ def _crowding_unique(pts: np.ndarray) -> np.ndarray:
     return dist
 
 
-def rank_order(points: ArrayLike, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Total order of points, best first: front index, then larger crowding distance, then random.
+TIEBREAKS = ("crowding", "epsnet")
 
-    This is the MO-ASHA ranking. The last key breaks exact ties (duplicates, two extreme points
-    with infinite crowding) with ``rng`` so no trial is favoured by arrival order; without
-    ``rng`` ties keep index order.
+
+def epsilon_net_order(points: ArrayLike, *, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Greedy epsilon-net (farthest-point) order of the points of one front, best first.
+
+    Syne Tune's MOASHA tie-break (``compute_epsilon_net``, after Clarkson 2005): start at a
+    random point, then repeatedly take the point whose distance to the nearest already-taken
+    point is largest, so any prefix of the order covers the front evenly. Distances are taken
+    after scaling every objective to [0, 1] over the given points (Syne Tune uses raw values,
+    which lets the objective with the largest units, here mJ vs accuracy, decide alone).
 
     Args:
-        points: (n, k) array in minimisation space.
-        rng: Generator owned by the caller (seeded), or None for a deterministic index order.
+        points: (n, k) array in minimisation space, normally one front.
+        rng: picks the seed point; None starts at index 0.
 
     Returns:
         Permutation of ``range(n)``.
     """
     pts = _as_points(points)
     n = pts.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    finite = np.where(np.isfinite(pts), pts, np.nan)
+    lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+    span = np.where(np.isfinite(hi - lo) & (hi > lo), hi - lo, 1.0)
+    scaled = np.nan_to_num((finite - np.nan_to_num(lo)) / span, nan=2.0)
+    first = int(rng.integers(n)) if rng is not None else 0
+    order = [first]
+    nearest = np.linalg.norm(scaled - scaled[first], axis=1)
+    nearest[first] = -1.0
+    for _ in range(n - 1):
+        nxt = int(np.argmax(nearest))
+        order.append(nxt)
+        nearest = np.minimum(nearest, np.linalg.norm(scaled - scaled[nxt], axis=1))
+        nearest[order] = -1.0
+    return np.asarray(order, dtype=int)
+
+
+def rank_order(
+    points: ArrayLike, *, rng: np.random.Generator | None = None, tiebreak: str = "crowding"
+) -> np.ndarray:
+    """Total order of points, best first: front index, then a within-front order, then random.
+
+    This is the MO-ASHA ranking. Within a front, ``tiebreak="crowding"`` puts larger NSGA-II
+    crowding distance first (extremes kept, crowded middles thinned); ``"epsnet"`` uses
+    :func:`epsilon_net_order` (Syne Tune's MOASHA). The last key breaks exact ties (duplicates,
+    two extreme points with infinite crowding) with ``rng`` so no trial is favoured by arrival
+    order; without ``rng`` ties keep index order.
+
+    Args:
+        points: (n, k) array in minimisation space.
+        rng: Generator owned by the caller (seeded), or None for a deterministic index order.
+        tiebreak: ``"crowding"`` or ``"epsnet"``.
+
+    Returns:
+        Permutation of ``range(n)``.
+    """
+    if tiebreak not in TIEBREAKS:
+        raise ValueError(f"tiebreak {tiebreak!r}: use one of {', '.join(TIEBREAKS)}")
+    pts = _as_points(points)
+    n = pts.shape[0]
     ranks = non_domination_rank(pts)
-    crowd = np.zeros(n)
+    within = np.zeros(n)
     for front in range(int(ranks.max(initial=-1)) + 1):
         idx = np.flatnonzero(ranks == front)
-        crowd[idx] = crowding_distance(pts[idx])
+        if tiebreak == "crowding":
+            within[idx] = -crowding_distance(pts[idx])
+        else:
+            within[idx[epsilon_net_order(pts[idx], rng=rng)]] = np.arange(idx.size)
     noise = np.asarray(rng.random(n)) if rng is not None else np.arange(n, dtype=float)
     # np.lexsort sorts by the last key first.
-    return np.lexsort((noise, -crowd, ranks))
+    return np.lexsort((noise, within, ranks))
 
 
 def _hv2d(pts: np.ndarray, ref: np.ndarray) -> float:
@@ -281,3 +341,120 @@ def hypervolume(
         raise ValueError(f"reference point {ref.tolist()} must be finite")
     pts = pts[np.all(pts < ref, axis=1)]
     return _hv_slices(pts, ref)
+
+
+# --- Constraints (``--constraint energy_mj<=0.5``) -------------------------------------------
+
+_CONSTRAINT_OPS = ("<=", ">=")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Constraint:
+    """A hard bound on one reported metric: ``metric <= bound`` or ``metric >= bound``.
+
+    Args:
+        metric: result key (``energy_mj``, ``val_acc``...).
+        op: ``"<="`` or ``">="``.
+        bound: the limit, in the metric's units.
+    """
+
+    metric: str
+    op: str
+    bound: float
+
+    def __post_init__(self) -> None:
+        if self.op not in _CONSTRAINT_OPS:
+            raise ValueError(f"constraint op {self.op!r}: use '<=' or '>='")
+        if not math.isfinite(self.bound):
+            raise ValueError(f"constraint {self.metric}{self.op}{self.bound}: bound must be finite")
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.bound:g}"
+
+    def violation(self, value: Any) -> float:
+        """How far ``value`` breaks the bound, relative to ``max(|bound|, 1e-12)``; <= 0 is
+        feasible (Optuna's convention), a missing or non-finite value counts as 1.0 (violated).
+
+        Relative, so violations of metrics in different units (mJ, accuracy) can be summed the
+        way Optuna's samplers sum them.
+        """
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return 1.0
+        if not math.isfinite(v):
+            return 1.0
+        scale = max(abs(self.bound), 1e-12)
+        return (v - self.bound) / scale if self.op == "<=" else (self.bound - v) / scale
+
+
+def parse_constraint(spec: str) -> Constraint:
+    """Parse the CLI form ``metric<=bound`` / ``metric>=bound`` (spaces allowed).
+
+    Raises:
+        ValueError: one line naming the problem and the expected form.
+    """
+    text = str(spec).strip()
+    for op in _CONSTRAINT_OPS:
+        name, sep, bound = text.partition(op)
+        if sep:
+            name, bound = name.strip(), bound.strip()
+            try:
+                value = float(bound)
+            except ValueError:
+                value = math.nan
+            if not name or not math.isfinite(value):
+                break
+            return Constraint(metric=name, op=op, bound=value)
+    raise ValueError(
+        f"constraint {spec!r} is not 'metric<=number' or 'metric>=number' "
+        "(e.g. --constraint energy_mj<=0.5 --constraint val_acc>=0.98)"
+    )
+
+
+def parse_constraints(specs: Sequence[str | Constraint] | None) -> tuple[Constraint, ...]:
+    """Parse every spec (repeated ``--constraint``); a metric bounded twice the same way is an
+    error (the second bound would silently win)."""
+    out: list[Constraint] = []
+    for spec in specs or ():
+        c = spec if isinstance(spec, Constraint) else parse_constraint(spec)
+        if any(o.metric == c.metric and o.op == c.op for o in out):
+            raise ValueError(f"constraint {c.metric}{c.op} is given twice: keep one bound")
+        out.append(c)
+    return tuple(out)
+
+
+def constraint_violations(
+    rows: Sequence[Mapping[str, Any]], constraints: Sequence[Constraint]
+) -> np.ndarray:
+    """(n_rows, n_constraints) array of :meth:`Constraint.violation` (<= 0 feasible)."""
+    return np.array(
+        [[c.violation(row.get(c.metric)) for c in constraints] for row in rows], dtype=float
+    ).reshape(len(rows), len(constraints))
+
+
+def feasible_mask(
+    rows: Sequence[Mapping[str, Any]], constraints: Sequence[Constraint]
+) -> np.ndarray:
+    """True for rows that satisfy every constraint (all True without constraints)."""
+    if not constraints:
+        return np.ones(len(rows), dtype=bool)
+    return np.all(constraint_violations(rows, constraints) <= 0, axis=1)
+
+
+def feasible_pareto_mask(
+    values: ArrayLike, modes: Sequence[str], feasible: ArrayLike
+) -> np.ndarray:
+    """Pareto mask over the feasible rows only (infeasible rows are never on the front).
+
+    Args:
+        values: (n, k) raw objective values.
+        modes: ``"min"``/``"max"`` per column.
+        feasible: boolean mask of length n (see :func:`feasible_mask`).
+    """
+    feas = np.asarray(feasible, dtype=bool)
+    out = np.zeros(feas.size, dtype=bool)
+    if feas.any():
+        pts = as_minimization(np.asarray(values, dtype=float)[feas], modes)
+        out[np.flatnonzero(feas)] = pareto_mask(pts)
+    return out

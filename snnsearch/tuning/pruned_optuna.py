@@ -15,19 +15,32 @@ outcome                   told to Optuna
 completed (reached max_t) COMPLETE with the final value(s), as Ray does
 early_stopped             PRUNED; single-objective: the value at the stopping epoch is reported
                           as an intermediate value first, so Optuna stores it as the pruned
-                          trial's value and TPE ranks pruned trials by (epoch reached, value)
-silent / saturated        PRUNED plus the constraint ``silence = 1.0`` (violated): TPE 5.x puts
-                          infeasible trials after all feasible ones, so silent regions are
-                          penalised hardest
+                          trial's value and TPE ranks pruned trials by (epoch reached, value).
+                          Multi-objective (see below): COMPLETE with the truncated values and
+                          the violated constraint ``unfinished``
+silent / saturated        as early_stopped, plus the constraint ``silence = 1.0`` (violated):
+                          TPE 5.x puts infeasible trials after all feasible ones, so silent
+                          regions are penalised hardest
 non_finite (NaN loss)     PRUNED (not FAIL: TPE ignores FAIL trials, so a diverging region
                           would be proposed again)
 error                     FAIL
 ========================  ====================================================================
 
-Every told trial gets the user attribute ``stop_reason``. Multi-objective studies cannot use
-``Trial.report`` (Optuna raises NotImplementedError), but ``study.tell(state=PRUNED)`` works and
-multi-objective TPE treats pruned trials as "above" (bad) examples; the truncated vector is kept
-in the user attribute ``truncated_values`` for reports.
+Pruned trials in multi-objective studies carry their progress. Optuna refuses
+``Trial.report`` there, so TPE scores every pruned trial alike and fills its "good" group with
+the lowest-numbered ones, and NSGA-II never sees non-COMPLETE trials at all. Instead a stopped
+trial gets the constraint ``unfinished = 1 - epochs_run / max_t`` (> 0, violated) and, when
+its truncated vector is finite, is told COMPLETE with it. Both samplers order infeasible trials
+by their summed violation (TPE's ``_split_trials``, NSGA-II's constrained domination), so every
+finished trial ranks first, then stopped trials by how far they got (a trial cut at rung 2
+above one cut at rung 0), and silent ones (``silence`` adds 1.0) last. ``study.best_trials``
+skips infeasible trials, so none of them reaches Optuna's front.
+
+User constraints (``constraints=["energy_mj<=0.5"]``, the CLI's ``--constraint``) are set on
+every ended trial as ``constraint:<spec>`` = relative violation (<= 0 feasible).
+
+Every told trial gets the user attribute ``stop_reason``; a stopped trial's truncated vector is
+also kept in the user attribute ``truncated_values`` for reports.
 """
 
 from __future__ import annotations
@@ -35,25 +48,30 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from snnsearch.constants import STOP_REASON
+from snnsearch.tuning.pareto import Constraint, parse_constraints
 from snnsearch.tuning.silence import (
     COMPLETED,
     ERROR,
     SATURATED,
     SILENT,
+    progress_of,
     trial_outcome,
 )
 
 logger = logging.getLogger(__name__)
 
 SILENCE_CONSTRAINT = "silence"
+UNFINISHED_CONSTRAINT = "unfinished"
+CONSTRAINT_PREFIX = "constraint:"
 
-__all__ = ["SILENCE_CONSTRAINT", "PrunedOptunaSearch"]
+__all__ = ["CONSTRAINT_PREFIX", "SILENCE_CONSTRAINT", "UNFINISHED_CONSTRAINT", "PrunedOptunaSearch"]
 
 
 class PrunedOptunaSearch(OptunaSearch):
@@ -68,6 +86,9 @@ class PrunedOptunaSearch(OptunaSearch):
             stopped early.
         time_attr: progress key of the results.
         reason_key: result key a stopper writes its reason into.
+        constraints: hard constraints (``"energy_mj<=0.5"`` or :class:`Constraint`); each ended
+            trial gets the Optuna constraint ``constraint:<spec>`` = its relative violation
+            (<= 0 feasible), so TPE and NSGA-II rank violators after every feasible trial.
         **kwargs: passed to ``OptunaSearch`` (``sampler``, ``seed``, ``points_to_evaluate``,
             ``study_name``, ``storage``, ``evaluated_rewards``).
     """
@@ -81,6 +102,7 @@ class PrunedOptunaSearch(OptunaSearch):
         max_t: int,
         time_attr: str = "training_iteration",
         reason_key: str = STOP_REASON,
+        constraints: Sequence[str | Constraint] = (),
         **kwargs: Any,
     ) -> None:
         if isinstance(metric, list) != isinstance(mode, list) or (
@@ -95,6 +117,7 @@ class PrunedOptunaSearch(OptunaSearch):
         self._max_t = max_t
         self._time_attr = time_attr
         self._reason_key = reason_key
+        self._constraints = parse_constraints(constraints)
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -119,6 +142,17 @@ class PrunedOptunaSearch(OptunaSearch):
             raise RuntimeError("PrunedOptunaSearch has no metric; pass metric= when building it")
         return list(metric) if isinstance(metric, list) else [metric]
 
+    def _values(self, result: dict | None) -> list[float] | None:
+        """The objective values in ``result`` when all are finite numbers, else None."""
+        values = [(result or {}).get(m) for m in self._metrics()]
+        if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            return [float(v) for v in values]
+        return None
+
+    def _set_user_constraints(self, ot_trial: Any, result: dict | None) -> None:
+        for c in self._constraints:
+            ot_trial.set_constraint(f"{CONSTRAINT_PREFIX}{c}", c.violation((result or {}).get(c.metric)))
+
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
@@ -136,9 +170,12 @@ class PrunedOptunaSearch(OptunaSearch):
         )
         ot_trial = self._ot_trials[trial_id]
         ot_trial.set_user_attr(STOP_REASON, outcome)
+        if outcome != ERROR:
+            self._set_user_constraints(ot_trial, result)
         if outcome == COMPLETED:
             super().on_trial_complete(trial_id, result=result, error=error)
             return
+        values = None
         if outcome == ERROR:
             state = TrialState.FAIL
         else:
@@ -146,14 +183,29 @@ class PrunedOptunaSearch(OptunaSearch):
             self._record_truncated(ot_trial, result or {})
             if outcome in (SILENT, SATURATED):
                 ot_trial.set_constraint(SILENCE_CONSTRAINT, 1.0)
+            if isinstance(self._metric, list):
+                # Multi-objective: no intermediate values, so progress travels as a violated
+                # constraint (share of the budget not run) and the truncated vector as values.
+                ot_trial.set_constraint(UNFINISHED_CONSTRAINT, self._unfinished(result))
+                values = self._values(result)
+                if values is not None:
+                    state = TrialState.COMPLETE  # infeasible, so never on Optuna's front
         study = self._ot_study
         # The study exists once suggest() ran, which Ray does before any trial can end.
         assert study is not None
         try:
-            study.tell(ot_trial, None, state=state)
+            study.tell(ot_trial, values, state=state)
         except Exception as exc:  # noqa: BLE001 - Ray's own tell() is guarded the same way.
             logger.warning("Optuna refused trial %s as %s: %s", trial_id, state.name, exc)
         self._completed_trials.add(trial_id)
+
+    def _unfinished(self, result: dict | None) -> float:
+        """Share of the budget a stopped trial did not run, in (0, 1]: its progress as a
+        constraint violation (Optuna sorts infeasible trials by total violation)."""
+        done = progress_of(result or {}, self._time_attr)
+        if done is None:
+            return 1.0
+        return float(min(max(1.0 - done / self._max_t, 1.0 / (10 * self._max_t)), 1.0))
 
     def _record_truncated(self, ot_trial: Any, result: dict) -> None:
         """Keep the value(s) at the stopping point without letting Optuna treat them as final."""

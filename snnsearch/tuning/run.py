@@ -144,6 +144,7 @@ def build_tuner(
         options=settings.sampler_options,
         # = fixed["epochs"] (trial_fixed): a trial that ran this many epochs was not stopped.
         max_t=settings.max_epochs,
+        constraints=settings.constraints,
     )
     scheduler = build_scheduler(
         settings.scheduler,
@@ -151,7 +152,7 @@ def build_tuner(
             metric=settings.metric, mode=settings.mode, max_t=settings.max_epochs,
             grace_period=settings.grace, reduction_factor=settings.reduction_factor,
             objectives=settings.objectives, seed=settings.seed,
-            options=settings.scheduler_options,
+            options=_scheduler_options(settings),
         ),
     )
     tune_config = tune.TuneConfig(
@@ -181,6 +182,14 @@ def build_tuner(
         tune_config=tune_config,
         run_config=run_config,
     )
+
+
+def _scheduler_options(settings: SweepSettings) -> dict[str, Any]:
+    """The space's ``scheduler_options`` plus ``--moasha-tiebreak`` for MO-ASHA."""
+    options = dict(settings.scheduler_options)
+    if settings.scheduler == "moasha":
+        options.setdefault("tiebreak", settings.moasha_tiebreak)
+    return options
 
 
 def _stopper(settings: SweepSettings) -> tune.Stopper | None:

@@ -11,7 +11,7 @@ that fallback the expected case, not a surprise.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.registry import Registry
@@ -84,6 +84,7 @@ def build_searcher(
     mode: str | list[str],
     options: Mapping[str, Any] | None = None,
     max_t: int | None = None,
+    constraints: Sequence[str] = (),
 ) -> OptunaSearch:
     """PrunedOptunaSearch (plain OptunaSearch without ``max_t``) over a define-by-run space.
 
@@ -101,6 +102,8 @@ def build_searcher(
         options: extra keyword arguments for the sampler constructor.
         max_t: epochs of a trial that nothing stopped: must equal the trainable's ``epochs``
             (``settings.max_epochs``), or every trial is told PRUNED.
+        constraints: hard constraints (``"energy_mj<=0.5"``) told to Optuna as trial
+            constraints (needs ``max_t``): violators are infeasible for TPE and NSGA-II.
     """
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -113,5 +116,9 @@ def build_searcher(
     # metric/mode must be given here: with a define-by-run space OptunaSearch creates the study
     # (and its direction) in the constructor.
     if max_t is None:
+        if constraints:
+            raise ValueError("constraints need max_t (PrunedOptunaSearch tells them to Optuna)")
         return OptunaSearch(space=space, metric=metric, mode=mode, sampler=made)
-    return PrunedOptunaSearch(space, metric=metric, mode=mode, max_t=max_t, sampler=made)
+    return PrunedOptunaSearch(
+        space, metric=metric, mode=mode, max_t=max_t, sampler=made, constraints=constraints
+    )

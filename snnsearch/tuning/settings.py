@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     # Checkpoints kept per trial: the latest is all resume needs; a depth checkpoint (nets + Adam)
     # is 0.2-0.4 GB, so each extra one multiplies a sweep's storage (docs/cluster.md).
     "keep_checkpoints": 1,
+    "moasha_tiebreak": "crowding",
+    "constraints": (),
 }
 
 SILENCE_OPTIONS = frozenset({"silent_below", "saturated_above", "max_silent_fraction"})
@@ -74,6 +76,9 @@ class SweepSettings:
             val_acc:max,energy_mj:min``): the Optuna study and MO-ASHA rank all of them and a
             Pareto report is written; ``metric``/``mode`` stay the single objective that
             TuneConfig and the best-trial summary use (it must be one of the objectives).
+        moasha_tiebreak: MO-ASHA's order within a front, ``crowding`` or ``epsnet``.
+        constraints: hard constraints ``metric<=bound`` / ``metric>=bound`` (``--constraint``):
+            infeasible for the sampler, off the Pareto front in the report.
         silence: stop silent/saturated trials (``SilenceStopper``); silence_from: first epoch
             checked; silence_options: ``silent_below``, ``saturated_above``,
             ``max_silent_fraction`` thresholds.
@@ -112,6 +117,8 @@ class SweepSettings:
     silence_options: Mapping[str, float] = dataclasses.field(default_factory=dict)
     pareto_ref: tuple[float, ...] | None = None
     keep_checkpoints: int = 1
+    moasha_tiebreak: str = "crowding"
+    constraints: tuple[str, ...] = ()
 
     @property
     def sweep_dir(self) -> str:
@@ -126,6 +133,7 @@ class SweepSettings:
         out["objectives"] = [list(o) for o in self.objectives]
         out["silence_options"] = dict(self.silence_options)
         out["pareto_ref"] = list(self.pareto_ref) if self.pareto_ref is not None else None
+        out["constraints"] = list(self.constraints)
         return out
 
 
@@ -185,7 +193,27 @@ def resolve_settings(
         silence_options=_silence_options(merged["silence_options"]),
         pareto_ref=parse_reference(merged["pareto_ref"], objectives),
         keep_checkpoints=int(merged["keep_checkpoints"]),
+        moasha_tiebreak=_tiebreak(merged["moasha_tiebreak"]),
+        constraints=_constraints(merged["constraints"]),
     )
+
+
+def _tiebreak(value: Any) -> str:
+    from snnsearch.tuning.pareto import TIEBREAKS
+
+    if value not in TIEBREAKS:
+        raise ValueError(f"--moasha-tiebreak {value!r}: use one of {', '.join(TIEBREAKS)}")
+    return str(value)
+
+
+def _constraints(specs: Any) -> tuple[str, ...]:
+    """``--constraint`` / ``tune.constraints`` as canonical strings (parsed once here, so a
+    malformed one fails before Ray starts)."""
+    from snnsearch.tuning.pareto import parse_constraints
+
+    if isinstance(specs, str):
+        specs = [specs]
+    return tuple(str(c) for c in parse_constraints(list(specs or ())))
 
 
 def _check_objectives(objectives: tuple[tuple[str, str], ...], metric: str, mode: str) -> None:

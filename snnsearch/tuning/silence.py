@@ -30,6 +30,7 @@ from typing import Any
 from ray.tune.stopper import Stopper
 
 from snnsearch.constants import (
+    EPOCH,
     OUTPUT_RATE,
     OUTPUT_RATE_NORM,
     SILENT_FRACTION,
@@ -57,6 +58,7 @@ __all__ = [
     "SilenceStopper",
     "neuron_max_output",
     "normalized_output_rate",
+    "progress_of",
     "silence_verdict",
     "trial_outcome",
 ]
@@ -237,6 +239,21 @@ class SilenceStopper(Stopper):
         return dict(self._stopped)
 
 
+def progress_of(result: Mapping[str, Any], time_attr: str = "training_iteration") -> float | None:
+    """Epochs a trial has run, from one result.
+
+    With the default ``time_attr`` the result's ``epoch`` is preferred when present: this
+    package's trainables report once per epoch, and ``epoch`` continues from a checkpoint while
+    Ray's ``training_iteration`` counts only the reports of the current run after a restore.
+    Any other ``time_attr`` is read as is.
+    """
+    if time_attr == "training_iteration":
+        epoch = _finite(result.get(EPOCH))
+        if epoch is not None:
+            return epoch
+    return _finite(result.get(time_attr))
+
+
 def trial_outcome(
     result: Mapping[str, Any] | None,
     *,
@@ -255,7 +272,7 @@ def trial_outcome(
     Args:
         result: the trial's last (flattened) result, or None.
         error: the trial raised.
-        time_attr: progress key.
+        time_attr: progress key (see :func:`progress_of`: ``epoch`` wins for the default).
         max_t: the full budget in ``time_attr`` units (the scheduler's ``max_t``).
         metrics: objective keys; missing ones mean the trial never reported (early stop),
             NaN/inf ones mean training diverged (``"non_finite"``).
@@ -276,7 +293,7 @@ def trial_outcome(
         return EARLY_STOPPED
     if any(_finite(result[m]) is None for m in metrics):
         return NON_FINITE
-    progress = _finite(result.get(time_attr))
+    progress = progress_of(result, time_attr)
     if progress is None or progress < max_t:
         return EARLY_STOPPED
     return COMPLETED

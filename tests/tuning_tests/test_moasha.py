@@ -172,3 +172,71 @@ def test_factory_reads_scheduler_settings() -> None:
         moasha_from_settings(
             SchedulerSettings(metric="val_acc", mode="max", max_t=8, options={"eta": 2})
         )
+
+
+def _feed_epoch(sched: MultiObjectiveASHA, tid: str, it: int, epoch: int, acc: float,
+                mj: float) -> str:
+    result = {"training_iteration": it, "epoch": epoch, "val_acc": acc, "energy_mj": mj}
+    return sched.on_trial_result(None, FakeTrial(tid), result)
+
+
+def test_decides_only_at_the_highest_rung_reached() -> None:
+    sched = _sched(max_t=8)  # rungs at 1, 2, 4 epochs
+    for tid in "abc":
+        assert _feed_epoch(sched, tid, 1, 1, 0.99, 0.1 + 0.01 * ord(tid)) in (C, S)
+    # x was restored from an epoch-2 checkpoint: it never reported at rung 1.
+    assert _feed_epoch(sched, "x", 1, 2, 0.20, 90.0) == C  # first (alone) at rung 2
+    # Between rungs 2 and 4: the decision at rung 2 stands. Falling through to rung 1, where
+    # a, b and c dominate x, would stop it.
+    assert _feed_epoch(sched, "x", 2, 3, 0.20, 90.0) == C
+    bracket = sched._brackets[0]
+    assert "x" not in bracket.recorded[1.0] and "x" in bracket.recorded[2.0]
+
+
+def test_progress_is_counted_in_epochs_not_training_iteration() -> None:
+    sched = _sched(max_t=8)
+    # After Tuner.restore training_iteration restarts at 1 while epoch continues at 5.
+    _feed_epoch(sched, "r", 1, 5, 0.5, 1.0)
+    bracket = sched._brackets[0]
+    assert "r" in bracket.recorded[4.0] and "r" not in bracket.recorded[1.0]
+    assert _feed_epoch(sched, "r", 4, 8, 0.6, 1.0) == S  # epoch 8 = max_t, iteration only 4
+
+
+def test_epsnet_tiebreak_orders_front_by_farthest_point() -> None:
+    from snnsearch.tuning.pareto import epsilon_net_order, rank_order
+
+    # One front: two crowded points near the accuracy end, one middle, one far end.
+    pts = np.array([[0.0, 1.0], [0.02, 0.98], [0.5, 0.5], [1.0, 0.0]])
+    crowd = rank_order(pts, rng=np.random.default_rng(0))
+    assert set(crowd[:2]) == {0, 3} and crowd[2] == 2  # extremes, then the larger gap
+    for seed in range(8):
+        order = epsilon_net_order(pts, rng=np.random.default_rng(seed))
+        # Every next point is the farthest from those already taken.
+        for k in range(1, len(order)):
+            taken, rest = pts[order[:k]], order[k:]
+            gaps = [np.min(np.linalg.norm(taken - pts[j], axis=1)) for j in rest]
+            assert order[k] == rest[int(np.argmax(gaps))]
+    # Seeded at the crowded point 1 (seed 1), the epsilon-net ranks it first and its
+    # neighbour 0 last; crowding distance always keeps both extremes (0 and 3) first.
+    eps = rank_order(pts, rng=np.random.default_rng(1), tiebreak="epsnet")
+    assert list(eps) == [1, 3, 2, 0]
+    assert set(rank_order(pts, rng=np.random.default_rng(1))[:2]) == {0, 3}
+    with pytest.raises(ValueError, match="tiebreak 'nope'"):
+        rank_order(pts, tiebreak="nope")
+
+
+def test_epsnet_scheduler_option_and_decisions() -> None:
+    def decisions(tiebreak: str, seed: int) -> list[str]:
+        sched = _sched(tiebreak=tiebreak, seed=seed)
+        front = [(0.99, 1.0), (0.98, 0.98), (0.5, 0.5), (0.01, 0.0), (0.97, 0.96), (0.3, 0.2)]
+        return [_feed(sched, f"t{i}", 1, acc, mj) for i, (acc, mj) in enumerate(front)]
+
+    # Same arrivals, same seed: the epsilon-net keeps t1 (crowded next to t0), crowding stops it.
+    assert decisions("crowding", 4) == [C, S, C, C, S, S]
+    assert decisions("epsnet", 4) == [C, C, C, C, S, S]
+    sched = moasha_from_settings(SchedulerSettings(
+        metric="val_acc", mode="max", max_t=4, objectives=tuple(OBJ),
+        options={"tiebreak": "epsnet"}))
+    assert sched._tiebreak == "epsnet" and sched._brackets[0].tiebreak == "epsnet"
+    with pytest.raises(ValueError, match="--moasha-tiebreak"):
+        _sched(tiebreak="random")

@@ -16,7 +16,11 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from snnsearch.tuning.pruned_optuna import SILENCE_CONSTRAINT, PrunedOptunaSearch
+from snnsearch.tuning.pruned_optuna import (
+    SILENCE_CONSTRAINT,
+    UNFINISHED_CONSTRAINT,
+    PrunedOptunaSearch,
+)
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -86,10 +90,17 @@ def test_multi_objective_states() -> None:
     _run_trial(s, "silent", [_res(1, 0.1, stop_reason="silent")])
     full, cut = _frozen(s, "full"), _frozen(s, "moasha")
     assert full.state == TrialState.COMPLETE and full.values == pytest.approx([0.8, 1.2])
-    # Optuna cannot report intermediate values in multi-objective studies, but PRUNED is told.
-    assert cut.state == TrialState.PRUNED and cut.values is None
+    # No intermediate values in multi-objective studies: progress travels as a violated
+    # constraint and the truncated vector as (infeasible) values.
+    assert cut.state == TrialState.COMPLETE and cut.values == pytest.approx([0.1, 1.9])
+    assert cut.constraints == {UNFINISHED_CONSTRAINT: pytest.approx(0.75)}
     assert cut.user_attrs["truncated_values"] == pytest.approx([0.1, 1.9])
-    assert _frozen(s, "silent").constraints == {SILENCE_CONSTRAINT: 1.0}
+    assert cut.user_attrs["stop_reason"] == "early_stopped"
+    assert _frozen(s, "silent").constraints == {
+        SILENCE_CONSTRAINT: 1.0, UNFINISHED_CONSTRAINT: pytest.approx(0.75)}
+    assert full.constraints == {}
+    # Infeasible trials never reach Optuna's own front.
+    assert [t.number for t in s._ot_study.best_trials] == [full.number]
     # The sampler keeps working with pruned and infeasible trials in the study.
     assert 0.0 <= s.suggest("next")["x"] <= 1.0
 
@@ -108,6 +119,62 @@ def test_tpe_splits_silent_after_pruned_after_complete() -> None:
         below, _ = _split_trials(study, trials, n_below)
         ids = {tid for tid, t in s._ot_trials.items() if t.number in {b.number for b in below}}
         assert ids == expected
+
+
+def _scripted_mo_study(sampler: optuna.samplers.BaseSampler) -> PrunedOptunaSearch:
+    """Four multi-objective trials, lowest numbers pruned earliest: two cut at rung 0 (epoch 1),
+    one cut at the next rung (epoch 2 of 4), one complete. Truncated accuracies are equal so
+    only progress can separate the pruned ones."""
+    s = _searcher(metric=["val_acc", "energy_mj"], mode=["max", "min"], sampler=sampler)
+    _run_trial(s, "rung0_a", [_res(1, 0.3, epoch=1)])
+    _run_trial(s, "rung0_b", [_res(1, 0.3, epoch=1)])
+    _run_trial(s, "rung1", [_res(1, 0.3, epoch=1), _res(2, 0.3, epoch=2)])
+    _run_trial(s, "full", [_res(i, 0.2 * i, epoch=i) for i in range(1, 5)])
+    return s
+
+
+def _ids(s: PrunedOptunaSearch, trials: list) -> set[str]:
+    numbers = {t.number for t in trials}
+    return {tid for tid, t in s._ot_trials.items() if t.number in numbers}
+
+
+def test_tpe_ranks_pruned_trials_by_progress_in_multi_objective_studies() -> None:
+    from optuna.samplers._tpe.sampler import _split_trials  # private: checks our assumption
+
+    s = _scripted_mo_study(optuna.samplers.TPESampler(seed=0, n_startup_trials=1))
+    study = s._ot_study
+    trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    below, _ = _split_trials(study, trials, 2)
+    # Without progress all pruned trials score alike and trial number (rung0_a) would win.
+    assert _ids(s, below) == {"full", "rung1"}
+    assert 0.0 <= s.suggest("next")["x"] <= 1.0  # the model fits over these trials
+
+
+def test_nsga2_ranks_pruned_trials_by_progress() -> None:
+    from optuna.samplers.nsgaii._elite_population_selection_strategy import (
+        NSGAIIElitePopulationSelectionStrategy,
+    )
+
+    s = _scripted_mo_study(optuna.samplers.NSGAIISampler(seed=0, population_size=2))
+    study = s._ot_study
+    # NSGA-II's population holds COMPLETE trials only: stopped ones must be in it to count.
+    population = study.get_trials(states=(TrialState.COMPLETE,))
+    assert _ids(s, population) == {"full", "rung1", "rung0_a", "rung0_b"}
+    elite = NSGAIIElitePopulationSelectionStrategy(population_size=2)(study, population)
+    assert _ids(s, elite) == {"full", "rung1"}
+    assert 0.0 <= s.suggest("next")["x"] <= 1.0
+
+
+def test_user_constraints_make_trials_infeasible() -> None:
+    s = _searcher(metric=["val_acc", "energy_mj"], mode=["max", "min"],
+                  constraints=["energy_mj<=1.5", "val_acc>=0.5"])
+    _run_trial(s, "ok", [_res(i, 0.2 * i, epoch=i) for i in range(1, 5)])  # acc .8, energy 1.2
+    _run_trial(s, "hot", [_res(i, 0.1 * i, epoch=i) for i in range(1, 5)])  # acc .4, energy 1.6
+    ok, hot = _frozen(s, "ok"), _frozen(s, "hot")
+    assert all(v <= 0 for v in ok.constraints.values())
+    assert hot.constraints["constraint:energy_mj<=1.5"] == pytest.approx(0.1 / 1.5)
+    assert hot.constraints["constraint:val_acc>=0.5"] == pytest.approx(0.2)
+    assert [t.number for t in s._ot_study.best_trials] == [ok.number]
 
 
 def test_keeps_multi_objective_when_tune_config_names_one_metric() -> None:
@@ -173,8 +240,13 @@ def _check_states(searcher: PrunedOptunaSearch, grid: Any) -> dict[str, int]:
         counts[reason] = counts.get(reason, 0) + 1
         if m["training_iteration"] == 4:
             assert trial.state == TrialState.COMPLETE, m
+        elif isinstance(searcher._metric, list):
+            # Multi-objective: told COMPLETE with the truncated vector but infeasible by progress.
+            assert trial.state == TrialState.COMPLETE and trial.constraints[UNFINISHED_CONSTRAINT] > 0
+            assert trial.number not in {t.number for t in searcher._ot_study.best_trials}
         else:
             assert trial.state == TrialState.PRUNED, m
+        if m["training_iteration"] != 4:
             assert reason == ("silent" if m["config"]["x"] < 0.2 else "early_stopped"), m
             assert m.get("stop_reason") == ("silent" if reason == "silent" else None)
     return counts
