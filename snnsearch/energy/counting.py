@@ -156,9 +156,9 @@ def _event_rate(module: nn.Module, inputs: tuple[Any, ...]) -> float | None:
         if not events:
             return None
         # Spike × spike (or count) matmul: the op happens when the event-side operand fires.
-        return min(float(t.float().mean()) for t in events)
+        return min(float(t.mean(dtype=torch.float64)) for t in events)
     x = inputs[0]
-    return float(x.float().mean()) if _is_event_tensor(x) else None
+    return float(x.mean(dtype=torch.float64)) if _is_event_tensor(x) else None
 
 
 # Non-spiking activations whose outputs are stored for the next layer (memory-aware models).
