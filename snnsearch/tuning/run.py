@@ -344,13 +344,27 @@ def _finish(
     text = format_summary(summary)
     if len(settings.objectives) >= 2:
         text += "\n" + _pareto(settings, parent, parent_id, rows)
-    files = [] if _storage.is_uri(table_path) else [table_path]
+    files = [] if _storage.is_uri(table_path) else [table_path, *_energy_table(settings, rows)]
     try:
         parent.finish(parent_id, summary=summary, text=text, files=files)
     except Exception as err:  # noqa: BLE001 - MLflow down at the end must not cost the results
         log.warning("MLflow unreachable at the end of the sweep (%s: %s); the summary is printed "
                     "and every trial is in %s", type(err).__name__, str(err)[:200], table_path)
     return SweepOutcome(summary, text, table_path, parent_id, rows)
+
+
+def _energy_table(settings: SweepSettings, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``energy_sensitivity.csv`` (best trials under every energy model) beside the table; a
+    failure is logged, never raised (the table can be rebuilt from ``trials.parquet``)."""
+    from snnsearch.energy.sensitivity import write_sensitivity
+
+    try:
+        path = write_sensitivity(rows, metric=settings.metric, mode=settings.mode,
+                                 sweep_dir=settings.sweep_dir)
+    except Exception as err:  # noqa: BLE001 - see docstring
+        log.warning("energy sensitivity table failed: %s: %s", type(err).__name__, err)
+        return []
+    return [] if path is None else [str(path)]
 
 
 def _pareto(

@@ -26,8 +26,8 @@ def test_classifier_logs_all_models_and_the_layer_table(mnist_root: Path, tmp_pa
     with (reporter.checkpoints[0] / ENERGY_TABLE).open() as handle:
         rows = list(csv.DictReader(handle))
     assert {row["kind"] for row in rows} == {"mac", "ac", "spiking"}
-    total = sum(float(row["compute45+memory/compute_mj"]) + float(row["compute45+memory/memory_mj"])
-                for row in rows)
+    chosen = ("compute45+memory/compute_mj", "compute45+memory/memory_mj")
+    total = sum(float(row[key]) for row in rows for key in chosen)
     assert total == pytest.approx(final["energy_mj"])
     assert all(f"{name}/memory_mj" in rows[0] for name in model_names())
 

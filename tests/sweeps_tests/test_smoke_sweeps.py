@@ -42,6 +42,8 @@ def test_smoke_sweep(
     table = pd.read_parquet(tmp_path / f"smoke-{task}" / "trials.parquet")
     samples = len(table)
     assert samples >= 3
+    energy = pd.read_csv(tmp_path / f"smoke-{task}" / "energy_sensitivity.csv")
+    assert 1 <= len(energy) <= 5 and "breakeven_rate/int8" in energy
     # Cut short by ASHA or, since silence pruning is on by default, as a silent/saturated net.
     early = table["status"].isin(["stopped early", "silent", "saturated"])
     assert early.sum() >= 1, table[["status", "epochs_run"]]
