@@ -35,8 +35,14 @@ def preflight(settings: SweepSettings) -> None:
 
 
 def check_trial_inputs(trainable: str, fixed: Mapping[str, Any]) -> None:
-    """Task checks of the fixed trial config. Depth on KITTI: explicit train/val split files that
-    share no frame (a ValueError), warnings for shared drives (``snnsearch.depth.splits``)."""
+    """Task checks of the fixed trial config: a known ``energy_model`` and ``sram_kb`` > 0;
+    depth on KITTI: explicit train/val split files that share no frame (a ValueError), warnings
+    for shared drives (``snnsearch.depth.splits``)."""
+    if "energy_model" in fixed or "sram_kb" in fixed:
+        from snnsearch.energy.models import DEFAULT_MODEL, DEFAULT_SRAM_KB, check_choice
+
+        check_choice(str(fixed.get("energy_model", DEFAULT_MODEL)),
+                     float(fixed.get("sram_kb", DEFAULT_SRAM_KB)))
     if trainable == "depth":
         from snnsearch.depth.splits import check_config_splits
 

@@ -17,7 +17,7 @@ def test_docs_quote_the_computed_tables(build) -> None:
     table = markdown(build())
     text = DOC.read_text()
     for line in table.splitlines():
-        assert line in text, f"docs/energy.md is out of date; rerun bench/energy_models.py:\n{line}"
+        assert line in text, f"docs/energy.md is out of date (bench/energy_models.py):\n{line}"
 
 
 def test_csnn_first_layer_figure_in_docs() -> None:

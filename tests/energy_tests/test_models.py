@@ -138,3 +138,13 @@ def test_bad_choice_is_one_line() -> None:
         check_choice("loihi", 32)
     with pytest.raises(ValueError, match="sram_kb must be > 0"):
         check_choice("int8", 0)
+
+
+def test_sweep_preflight_refuses_a_bad_energy_choice_before_ray() -> None:
+    from snnsearch.tuning.preflight import check_trial_inputs
+
+    check_trial_inputs("classify", {"energy_model": "int8+memory", "sram_kb": 1024})
+    with pytest.raises(ValueError, match="energy_model must be one of"):
+        check_trial_inputs("classify", {"energy_model": "loihi"})
+    with pytest.raises(ValueError, match="sram_kb must be > 0"):
+        check_trial_inputs("depth", {"sram_kb": 0})
