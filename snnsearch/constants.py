@@ -11,6 +11,10 @@ TRAIN_ACC = "train_acc"
 VAL_LOSS = "val_loss"
 VAL_ACC = "val_acc"
 TEST_ACC = "test_acc"
+# Test accuracy of the epoch with the best val_acc so far (model selection on val, never on test),
+# and that epoch: what a report's "test accuracy" is compared with.
+SELECTED_TEST_ACC = "selected_test_acc"
+SELECTED_EPOCH = "selected_epoch"
 EPOCH_TIME = "epoch_time_s"
 IMAGES_PER_S = "train_images_per_s"
 ENERGY_MJ = "energy_mj"

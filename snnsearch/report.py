@@ -22,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metric", help="objective (default: the sweep's, from sweep.json)")
     parser.add_argument("--mode", choices=("min", "max"), help="direction of --metric")
     parser.add_argument("--no-plots", action="store_true", help="print only")
+    parser.add_argument("--compare", action="store_true",
+                        help="grid sweeps (search_spaces/report/*.yaml): the report's numbers "
+                             "beside ours per cell -> compare.md and the MLflow parent run")
+    parser.add_argument("--space", help="with --compare: the grid space (default: sweep.json's)")
     args = parser.parse_args(argv)
 
     import pandas as pd
@@ -45,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {sweep_dir}: no trial table ({err})", file=sys.stderr)
         return 2
+    if args.compare:
+        from snnsearch.reporting.compare import compare_main
+
+        return compare_main(table, str(sweep_dir), space_path=args.space)
     best = f"best_{metric}"
     if best not in table:
         print(f"error: the table has no {best}; columns: {', '.join(table.columns)}",

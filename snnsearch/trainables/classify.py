@@ -107,6 +107,7 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
     loss_fn = LOSSES.get(_loss_name(cfg))
     shuffle = torch.Generator().manual_seed(cfg.seed)
     start_epoch = 0
+    selected: dict[str, float] = {}  # val_acc, test_acc and epoch of the best val_acc so far
     restore = reporter.restore_dir()
     if restore is not None:
         state = load_checkpoint(restore, map_location=device)
@@ -117,6 +118,7 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
         shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = int(state["epoch"])
+        selected = dict(state.get("selected", {}))
     elif cfg.pretrain == "ann":
         _pretrain_from_ann(cfg, model, data, device)
     elif cfg.pretrain.startswith("checkpoint:"):
@@ -152,13 +154,21 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
         if output_layer is not None:  # ANN baselines have no spikes to be silent with
             metrics |= {K.OUTPUT_RATE: stats.output_rate, K.SILENT_FRACTION: stats.silent_fraction,
                         K.OUTPUT_RATE_NORM: stats.output_rate / cfg.neuron_spec().max_output}
+        if val["acc"] > selected.get(K.VAL_ACC, -1.0):
+            # Test only when val improves: the selected epoch's test accuracy without a test
+            # pass every epoch.
+            test = evaluate(model, data.test_x, data.test_y, loss_fn=loss_fn, batch_size=512)
+            selected = {K.VAL_ACC: val["acc"], K.TEST_ACC: test["acc"], K.EPOCH: epoch}
+        metrics |= {K.SELECTED_TEST_ACC: selected[K.TEST_ACC],
+                    K.SELECTED_EPOCH: int(selected[K.EPOCH])}
         if epoch == cfg.epochs:
-            metrics[K.TEST_ACC] = evaluate(model, data.test_x, data.test_y, loss_fn=loss_fn,
-                                           batch_size=512)["acc"]
+            metrics[K.TEST_ACC] = selected[K.TEST_ACC] if selected[K.EPOCH] == epoch else (
+                evaluate(model, data.test_x, data.test_y, loss_fn=loss_fn, batch_size=512)["acc"])
         state = {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
             "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+            "selected": selected,
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
         }
         figures = partial(_write_figures, stats, probe_y, output_layer) if cfg.figures else None

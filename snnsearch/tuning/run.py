@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from snnsearch.tuning import _storage
 from snnsearch.tuning import mlflow_logging as M
 from snnsearch.tuning._lock import SweepLock
+from snnsearch.tuning.grid import CELL_KEY, strip_cell
 from snnsearch.tuning.preflight import (
     TOKEN_HINT,
     check_listening,
@@ -86,7 +87,7 @@ def check_config_keys(space: SearchSpace) -> None:
     module, _, name = target.partition(":")
     cls = getattr(importlib.import_module(module), name)
     known = {f.name for f in dataclasses.fields(cls)}
-    keys = [*space.fixed, *(p.name for p in space.params)]
+    keys = [*space.fixed, *(k for k in space.searched_keys() if k != CELL_KEY)]
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise ValueError(
@@ -274,6 +275,10 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
     sweep_dir = settings.sweep_dir
     _check_state_exists(settings)
     trainable = resolve_trainable(space.trainable)
+    if settings.smoke:
+        space = space.for_smoke()
+    if space.grid is not None:
+        trainable = strip_cell(trainable)
     check_config_keys(space.with_fixed(trial_fixed(space, settings)))
     check_trial_inputs(space.trainable, trial_fixed(space, settings))
     preflight(settings)
@@ -315,8 +320,29 @@ def _run_locked(
     except BaseException as err:
         parent.fail(parent_id, f"{type(err).__name__}: {err}")
         raise
-    searched = [p.name for p in space.with_fixed(trial_fixed(space, settings)).params]
-    return _finish(settings, parent, parent_id, results, searched)
+    searched = space.with_fixed(trial_fixed(space, settings)).searched_keys()
+    outcome = _finish(settings, parent, parent_id, results, searched)
+    if space.report is not None:
+        text = outcome.text + "\n" + _compare(settings, parent, parent_id, outcome.rows, space)
+        outcome = dataclasses.replace(outcome, text=text)
+    return outcome
+
+
+def _compare(
+    settings: SweepSettings, parent: M.SweepParentRun, parent_id: str,
+    rows: Sequence[dict[str, Any]], space: SearchSpace,
+) -> str:
+    """The grid's comparison with its report (compare.md, MLflow); like the Pareto report, a
+    failure is logged and returned as a line, never raised (``report --compare`` rebuilds it)."""
+    from snnsearch.reporting.compare import compare_sweep
+    from snnsearch.reporting.results import to_arrow
+
+    try:
+        return compare_sweep(to_arrow(rows).to_pandas(), space, settings.sweep_dir,
+                             client=parent.client, run_id=parent_id)
+    except Exception as err:  # noqa: BLE001 - see docstring
+        log.warning("report comparison failed: %s: %s", type(err).__name__, err)
+        return f"  report comparison failed: {type(err).__name__}: {str(err)[:200]}"
 
 
 def _check_state_exists(settings: SweepSettings) -> None:

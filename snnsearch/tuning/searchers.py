@@ -75,6 +75,16 @@ def _qmc(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
         return optuna.samplers.QMCSampler(seed=seed, **options)
 
 
+@SAMPLERS.register("grid")
+def _grid(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    # search_space comes from the grid space (settings.grid_settings), never from the CLI.
+    if "search_space" not in options:
+        raise ValueError("--sampler grid needs a grid space (search_spaces/report/*.yaml)")
+    return optuna.samplers.GridSampler(seed=seed, **options)
+
+
 def build_searcher(
     *,
     space: Callable[[Any], Any],

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from snnsearch.tuning import _storage
+from snnsearch.tuning.grid import grid_settings
 from snnsearch.tuning.space import SearchSpace
 
 DEFAULTS: dict[str, Any] = {
@@ -151,7 +152,12 @@ def resolve_settings(
     merged: dict[str, Any] = {**DEFAULTS, **space.tune}
     if smoke:
         merged.update(space.smoke.get("tune", {}))
+    grid = (space.for_smoke() if smoke else space).grid
+    if grid is not None:
+        merged.update(grid_settings(grid, overrides))
     merged.update({k: v for k, v in overrides.items() if v is not None})
+    if merged["sampler"] == "grid" and grid is None:
+        raise ValueError("--sampler grid needs a grid space (search_spaces/report/*.yaml)")
     if merged["mode"] not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {merged['mode']!r}")
     for key in ("samples", "max_epochs", "grace", "concurrency", "keep_checkpoints"):

@@ -17,6 +17,10 @@ A parameter is exactly one of ``float: [low, high]``, ``int: [low, high]`` or
 parameters (or fixed keys) and the values for which this one exists, so conditionals are real
 branches in Optuna's define-by-run API and reach the sampler (Ray's dict spaces cannot express
 them). Errors are one line: ``<file>: <key>: <problem>``.
+
+Instead of ``space``, a file may give a fixed ``grid`` of named cells run with several seeds and
+a ``report`` section with the numbers to compare against (``snnsearch/tuning/grid.py``;
+``search_spaces/report/*.yaml``). ``smoke.seeds`` then replaces the grid's seeds under ``--smoke``.
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from snnsearch.tuning import grid as G
+
 if TYPE_CHECKING:
     import optuna
 
-TOP_KEYS = frozenset({"trainable", "experiment", "fixed", "space", "tune", "smoke"})
+TOP_KEYS = frozenset(
+    {"trainable", "experiment", "fixed", "space", "tune", "smoke", "grid", "report"}
+)
 PARAM_KEYS = frozenset({"float", "int", "categorical", "log", "step", "when"})
 KINDS = ("float", "int", "categorical")
 TUNE_KEYS = frozenset(
@@ -42,7 +50,7 @@ TUNE_KEYS = frozenset(
         "silence", "silence_from", "silence_options", "keep_checkpoints",
     }
 )
-SMOKE_KEYS = frozenset({"fixed", "tune"})
+SMOKE_KEYS = frozenset({"fixed", "tune", "seeds"})
 # Lower bounds the trainables would otherwise reject deep inside a trial: spikingjelly asserts
 # tau > 1, and T/D/epochs count steps. (bound, inclusive)
 LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
@@ -140,7 +148,10 @@ class SearchSpace:
         fixed: constant config keys.
         params: searched parameters.
         tune: defaults for the sweep settings.
-        smoke: ``{"fixed": {...}, "tune": {...}}`` overrides applied by ``--smoke``.
+        smoke: ``{"fixed": {...}, "tune": {...}}`` overrides applied by ``--smoke`` (grid
+            spaces: also ``"seeds": [...]``).
+        grid: the fixed grid of a report space (then ``params`` is empty).
+        report: how the grid is compared with its report.
     """
 
     source: str
@@ -149,22 +160,44 @@ class SearchSpace:
     fixed: Mapping[str, Any]
     params: tuple[ParamSpec, ...]
     tune: Mapping[str, Any]
-    smoke: Mapping[str, Mapping[str, Any]]
+    smoke: Mapping[str, Any]
+    grid: G.Grid | None = None
+    report: G.ReportSpec | None = None
 
-    def define_by_run(self) -> DefineByRun:
+    def define_by_run(self) -> DefineByRun | G.GridDefineByRun:
         """The function OptunaSearch calls once per trial."""
+        if self.grid is not None:
+            return G.GridDefineByRun(self.grid, dict(self.fixed))
         return DefineByRun(self.params, dict(self.fixed))
+
+    def searched_keys(self) -> list[str]:
+        """Config keys that vary between trials (searched parameters, or every key of a grid)."""
+        return list(self.grid.keys) if self.grid is not None else [p.name for p in self.params]
+
+    def for_smoke(self) -> SearchSpace:
+        """A grid space with ``smoke.seeds`` in place of its seeds (other spaces: unchanged)."""
+        seeds = self.smoke.get("seeds")
+        if self.grid is None or not seeds:
+            return self
+        return dataclasses.replace(self, grid=self.grid.with_seeds(seeds))
 
     def to_dict(self) -> dict[str, Any]:
         """Round-trips to the YAML structure (``parse_space(s.to_dict(), ...) == s``)."""
-        return {
+        out: dict[str, Any] = {
             "trainable": self.trainable,
             "experiment": self.experiment,
             "fixed": dict(self.fixed),
             "space": {p.name: p.to_dict() for p in self.params},
             "tune": dict(self.tune),
-            "smoke": {k: dict(v) for k, v in self.smoke.items()},
+            "smoke": {k: dict(v) if isinstance(v, Mapping) else list(v)
+                      for k, v in self.smoke.items()},
         }
+        if self.grid is not None:
+            del out["space"]
+            out["grid"] = self.grid.to_dict()
+        if self.report is not None:
+            out["report"] = self.report.to_dict()
+        return out
 
     def with_fixed(self, overrides: Mapping[str, Any]) -> SearchSpace:
         """A copy with extra fixed values (CLI ``--data-dir``, ``--max-epochs``, smoke).
@@ -222,16 +255,21 @@ def parse_space(
     if not isinstance(data, Mapping):
         raise fail("<top>", "expected a mapping with 'trainable' and 'space'")
     _check_keys(data, TOP_KEYS, "", fail)
-    for key in ("trainable", "space"):
-        if key not in data:
-            raise fail(key, "missing (required)")
+    if "trainable" not in data:
+        raise fail("trainable", "missing (required)")
+    if ("space" in data) == ("grid" in data):
+        raise fail("space", "give exactly one of 'space' (a search) or 'grid' (fixed cells)")
     if not isinstance(data["trainable"], str) or not data["trainable"]:
         raise fail("trainable", "expected a registry name or 'module:function'")
     fixed = _mapping(data.get("fixed"), "fixed", fail)
     for key, value in fixed.items():
         _check_bound(key, [value], f"fixed.{key}", fail)
-    space = _mapping(data["space"], "space", fail)
-    if not space:
+    grid = G.parse_grid(data["grid"], fixed=fixed, fail=fail) if "grid" in data else None
+    if "report" in data and grid is None:
+        raise fail("report", "only a grid space can be compared with a report")
+    report = G.parse_report(data["report"], grid=grid, fail=fail) if "report" in data else None
+    space = _mapping(data.get("space"), "space", fail)
+    if not space and grid is None:
         raise fail("space", "empty: give at least one parameter")
     params: list[ParamSpec] = []
     for name, spec in space.items():
@@ -244,8 +282,14 @@ def parse_space(
         raise fail("tune.mode", f"must be 'min' or 'max', got {tune['mode']!r}")
     smoke = _mapping(data.get("smoke"), "smoke", fail)
     _check_keys(smoke, SMOKE_KEYS, "smoke.", fail)
-    smoke_parts = {k: _mapping(smoke.get(k), f"smoke.{k}", fail) for k in SMOKE_KEYS}
+    smoke_parts: dict[str, Any] = {
+        k: _mapping(smoke.get(k), f"smoke.{k}", fail) for k in ("fixed", "tune")
+    }
     _check_keys(smoke_parts["tune"], TUNE_KEYS, "smoke.tune.", fail)
+    if "seeds" in smoke:
+        if grid is None:
+            raise fail("smoke.seeds", "only a grid space has seeds")
+        smoke_parts["seeds"] = list(G.parse_seeds(smoke["seeds"], key="smoke.seeds", fail=fail))
     return SearchSpace(
         source=source,
         trainable=data["trainable"],
@@ -254,6 +298,8 @@ def parse_space(
         params=tuple(params),
         tune=tune,
         smoke=smoke_parts,
+        grid=grid,
+        report=report,
     )
 
 
