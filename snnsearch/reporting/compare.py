@@ -229,6 +229,24 @@ def compare_sweep(table: pd.DataFrame, space: SearchSpace, sweep_dir: str, *,
     return text
 
 
+def compare_rows(rows: Sequence[dict[str, Any]], space: SearchSpace, sweep_dir: str, *,
+                 client: MlflowClient, run_id: str) -> str:
+    """:func:`compare_sweep` on a finished sweep's rows, run by the sweep itself. Like the Pareto
+    report, a failure is logged and returned as a line, never raised: the trials and their table
+    are already safe and ``report --compare`` rebuilds the comparison."""
+    import logging
+
+    from snnsearch.reporting.results import to_arrow
+
+    try:
+        return compare_sweep(to_arrow(rows).to_pandas(), space, sweep_dir, client=client,
+                             run_id=run_id)
+    except Exception as err:  # noqa: BLE001 - see docstring
+        logging.getLogger(__name__).warning("report comparison failed: %s: %s",
+                                            type(err).__name__, err)
+        return f"  report comparison failed: {type(err).__name__}: {str(err)[:200]}"
+
+
 def space_of_sweep(sweep_dir: str, space_path: str | None = None) -> SearchSpace:
     """The grid space a sweep ran (``space_path`` from its ``sweep.json``, smoke seeds applied).
 

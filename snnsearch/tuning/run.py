@@ -323,26 +323,12 @@ def _run_locked(
     searched = space.with_fixed(trial_fixed(space, settings)).searched_keys()
     outcome = _finish(settings, parent, parent_id, results, searched)
     if space.report is not None:
-        text = outcome.text + "\n" + _compare(settings, parent, parent_id, outcome.rows, space)
-        outcome = dataclasses.replace(outcome, text=text)
+        from snnsearch.reporting.compare import compare_rows
+
+        text = compare_rows(outcome.rows, space, settings.sweep_dir, client=parent.client,
+                            run_id=parent_id)
+        outcome = dataclasses.replace(outcome, text=outcome.text + "\n" + text)
     return outcome
-
-
-def _compare(
-    settings: SweepSettings, parent: M.SweepParentRun, parent_id: str,
-    rows: Sequence[dict[str, Any]], space: SearchSpace,
-) -> str:
-    """The grid's comparison with its report (compare.md, MLflow); like the Pareto report, a
-    failure is logged and returned as a line, never raised (``report --compare`` rebuilds it)."""
-    from snnsearch.reporting.compare import compare_sweep
-    from snnsearch.reporting.results import to_arrow
-
-    try:
-        return compare_sweep(to_arrow(rows).to_pandas(), space, settings.sweep_dir,
-                             client=parent.client, run_id=parent_id)
-    except Exception as err:  # noqa: BLE001 - see docstring
-        log.warning("report comparison failed: %s: %s", type(err).__name__, err)
-        return f"  report comparison failed: {type(err).__name__}: {str(err)[:200]}"
 
 
 def _check_state_exists(settings: SweepSettings) -> None:

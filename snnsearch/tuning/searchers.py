@@ -75,11 +75,10 @@ def _qmc(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
         return optuna.samplers.QMCSampler(seed=seed, **options)
 
 
-@SAMPLERS.register("grid")
 def _grid(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    """Optuna's GridSampler over a grid space's ``{cell: [...], seed: [...]}``."""
     import optuna
 
-    # search_space comes from the grid space (settings.grid_settings), never from the CLI.
     if "search_space" not in options:
         raise ValueError("--sampler grid needs a grid space (search_spaces/report/*.yaml)")
     return optuna.samplers.GridSampler(seed=seed, **options)
@@ -121,7 +120,9 @@ def build_searcher(
     from snnsearch.tuning.pruned_optuna import PrunedOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    factory = SAMPLERS.get(sampler)
+    # "grid" is not a searchable choice: a grid space imposes it with its own search_space
+    # (settings.resolve_settings), so it stays out of SAMPLERS and the --sampler choices.
+    factory = _grid if sampler == "grid" else SAMPLERS.get(sampler)
     made = factory(seed, **dict(options or {}))
     # metric/mode must be given here: with a define-by-run space OptunaSearch creates the study
     # (and its direction) in the constructor.
