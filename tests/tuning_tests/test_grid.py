@@ -83,9 +83,12 @@ def test_smoke_shrinks_every_cell_but_keeps_the_cells() -> None:
 
 def test_cell_epochs_are_capped_by_max_epochs() -> None:
     space = load_space(REPORT / "table1.yaml")
-    settings = resolve_settings(space, task="mnist", overrides={"max_epochs": 4})
-    epochs = {c[CELL_KEY]: c["epochs"] for c in space.grid.expand(trial_fixed(space, settings))}
-    assert epochs["fc_single_tau2"] == 4 and epochs["csnn_tau4"] == 3
+    def epochs(max_epochs: int) -> dict[str, int]:
+        settings = resolve_settings(space, task="mnist", overrides={"max_epochs": max_epochs})
+        return {c[CELL_KEY]: c["epochs"] for c in space.grid.expand(trial_fixed(space, settings))}
+
+    assert epochs(10)["fc_single_tau2"] == 3 and epochs(10)["csnn_tau4"] == 2  # the cells' own
+    assert epochs(1)["fc_single_tau2"] == 1 and epochs(1)["csnn_tau4"] == 1  # capped
 
 
 def test_grid_sampler_runs_each_cell_and_seed_once() -> None:
