@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.constants import ENERGY_MJ
+from snnsearch.constants import ENERGY_MJ, ENERGY_MODEL_PREFIX
 from snnsearch.tuning.grid import CELL_KEY, SEED_KEY, GridCell, MetricSpec
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 COMPARE_FILE = "compare.md"
 ENERGY_COLUMN = f"last/{ENERGY_MJ}"
+# The same counts priced with memory traffic (snnsearch.energy's compute45+memory model): shown
+# beside the report's compute-only formula when the trials logged it.
+MEMORY_ENERGY_COLUMN = f"last/{ENERGY_MODEL_PREFIX}compute45_memory_mj"
 COUNTED_STATUS = "completed"  # a trial that ran all its planned epochs
 
 
@@ -81,7 +84,8 @@ class CellComparison:
         seeds: their seeds.
         rows: one per report metric.
         time_s: our training time per trial (Ray's ``time_total_s``).
-        energy_mj: our energy per image and inference.
+        energy_mj: our energy per image and inference (the report's compute-only formula).
+        memory_mj: the same with memory traffic (compute45+memory), if logged.
     """
 
     cell: GridCell
@@ -91,6 +95,7 @@ class CellComparison:
     rows: tuple[MetricRow, ...]
     time_s: Stat
     energy_mj: Stat
+    memory_mj: Stat = Stat(None, None, 0)
 
 
 def compare(table: pd.DataFrame, space: SearchSpace) -> list[CellComparison]:
@@ -120,6 +125,7 @@ def compare(table: pd.DataFrame, space: SearchSpace) -> list[CellComparison]:
             cell=cell, trials=len(mine), counted=len(done), seeds=seeds, rows=rows,
             time_s=Stat.of(_column(done, "time_total_s")),
             energy_mj=Stat.of(_column(done, ENERGY_COLUMN)),
+            memory_mj=Stat.of(_column(done, MEMORY_ENERGY_COLUMN)),
         ))
     return out
 
@@ -150,18 +156,21 @@ def to_markdown(cells: Sequence[CellComparison], space: SearchSpace, *, sweep: s
                 f"{_fmt_stat(row.ours, m)} | {row.ours.n} | {_fmt_diff(row.diff, m)} |"
             )
     lines += ["", ("| cell | train time per trial (ours) | train time (report) | "
-                   "energy mJ/image (ours) | energy mJ/image (report) |"),
-              "| --- | ---: | ---: | ---: | ---: |"]
+                   "energy mJ/image (ours) | ours with memory | energy mJ/image (report) |"),
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for c in cells:
         time_h = c.cell.expected.get("train_time_h")
         energy = c.cell.expected.get("energy_mj")
         lines.append(
             f"| {c.cell.label} | {_fmt_time(c.time_s.mean)} | "
             f"{'—' if time_h is None else f'{time_h:g} h'} | {_fmt_energy(c.energy_mj)} | "
+            f"{_fmt_energy(c.memory_mj)} | "
             f"{'—' if energy is None else f'{energy:g}'} |"
         )
     if report.energy:
-        lines += ["", f"Energy protocol: {report.energy}"]
+        lines += ["", (f"Energy protocol: {report.energy}. \"Ours with memory\" prices the "
+                       "same counts with one SRAM weight read per synaptic operation and the "
+                       "neuron-state traffic (model compute45+memory, docs/energy.md).")]
     notes = [*report.notes, *(f"`{c.cell.name}`: {c.cell.note}" for c in cells if c.cell.note)]
     notes += [f"`{c.cell.name}`: no finished trial yet ({c.trials} in the table)"
               for c in cells if c.counted == 0]
