@@ -35,3 +35,27 @@ def test_classifier_logs_all_models_and_the_layer_table(mnist_root: Path, tmp_pa
 def test_unknown_energy_model_fails_before_training(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="energy_model must be one of"):
         train_classifier({"energy_model": "loihi"}, LocalReporter(tmp_path))
+
+
+def test_reports_of_several_images_average_layer_by_layer(tmp_path: Path) -> None:
+    import torch
+
+    from snnsearch.energy import EnergyReport, energy_summary, estimate_energy, write_layer_table
+    from snnsearch.layers.neurons import NeuronSpec
+    from snnsearch.models import ModelCfg, create_model
+
+    torch.manual_seed(0)
+    net = create_model("csnn", ModelCfg(T=2, neuron=NeuronSpec(kind="if", v_threshold=0.2),
+                                        channels=4))
+    images = torch.rand(2, 1, 28, 28)
+    single = [estimate_energy(net, images[i:i + 1], timesteps=2, spiking=True) for i in (0, 1)]
+    both = estimate_energy(net, images, timesteps=2, spiking=True)
+    mean = EnergyReport.mean(single)
+    assert [layer.rate for layer in mean.layers] == pytest.approx(
+        [layer.rate for layer in both.layers])
+    assert mean.total_mj == pytest.approx(both.total_mj)
+    assert [s.updates_per_image for s in mean.sites] == [s.updates_per_image for s in both.sites]
+    with pytest.raises(ValueError, match="no energy reports"):
+        EnergyReport.mean([])
+    path = write_layer_table(energy_summary(mean, twin=None), tmp_path / "t.csv")
+    assert path.read_text().splitlines()[0].startswith("layer,kind,ops,rate,compute45/")
