@@ -1,14 +1,15 @@
-"""``python -m snnsearch.report <sweep dir>``: top trials of a sweep and its plots.
+"""``python -m snnsearch.report <sweep dir>``: the sweep's best trials, its plots and its report.
 
 Reads ``trials.parquet`` (or rebuilds the table from Ray's experiment state when the driver died
-before writing it) and ``sweep.json`` for the objective, prints the best trials and writes
-``plots/`` into the sweep directory (local paths; for s3:// sweeps copy the directory first).
+before writing it) and ``sweep.json`` for the objective, prints the best trials, writes
+``plots/`` (the report's figures as PNGs) and the self-contained ``report.html`` plus ``report.md`` into the sweep directory
+(local paths; for s3:// sweeps copy the directory first). A thin CLI: the work is in
+:mod:`snnsearch.reporting`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=10, help="how many trials to print")
     parser.add_argument("--metric", help="objective (default: the sweep's, from sweep.json)")
     parser.add_argument("--mode", choices=("min", "max"), help="direction of --metric")
-    parser.add_argument("--no-plots", action="store_true", help="print only")
+    parser.add_argument("--no-plots", action="store_true", help="print only (no plots, no report)")
     parser.add_argument("--compare", action="store_true",
                         help="grid sweeps (search_spaces/report/*.yaml): the report's numbers "
                              "beside ours per cell -> compare.md and the MLflow parent run")
@@ -30,16 +31,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import pandas as pd
 
-    from snnsearch.reporting.plots import plot_sweep, varied_params
+    from snnsearch.reporting.plots import varied_params
     from snnsearch.reporting.results import load_table
+    from snnsearch.reporting.sweep_report import read_settings, report_sweep_dir
 
     sweep_dir = Path(args.sweep_dir).expanduser()
     if not sweep_dir.is_dir():
         print(f"error: no such sweep directory: {sweep_dir} (sweeps land in <--storage>/<name>, "
               "default ~/ray_results/<name>)", file=sys.stderr)
         return 2
-    settings_file = sweep_dir / "sweep.json"
-    saved = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    saved = read_settings(str(sweep_dir))
     metric, mode = args.metric or saved.get("metric"), args.mode or saved.get("mode")
     if not metric or not mode:
         print(f"error: {sweep_dir} has no sweep.json; pass --metric and --mode", file=sys.stderr)
@@ -67,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(shown.rename(columns=lambda c: c.removeprefix("config/")).to_string(index=False))
     if not args.no_plots:
-        written = plot_sweep(table, metric, sweep_dir / "plots")
-        print(f"{len(written)} plots in {sweep_dir / 'plots'}")
+        report = report_sweep_dir(str(sweep_dir), {**saved, "metric": metric, "mode": mode},
+                                  table, top=min(args.top, 5))
+        print(f"report: {report.html_path} (summary {report.md_path}, figures in "
+              f"{sweep_dir / 'plots'})")
     return 0
 
 

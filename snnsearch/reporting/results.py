@@ -77,13 +77,14 @@ def to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.table(columns) if columns else pa.table({"trial_id": pa.array([], pa.string())})
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], sweep_dir: str) -> str:
-    """Writes ``trials.parquet`` into the sweep directory (local or URI) atomically (a reader
-    or a crash never sees half a table); returns its path."""
+def write_table(rows: Sequence[Mapping[str, Any]], sweep_dir: str, *,
+                file: str = TABLE_FILE) -> str:
+    """Writes ``trials.parquet`` (or ``file``) into the sweep directory (local or URI)
+    atomically (a reader or a crash never sees half a table); returns its path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = _storage.join(sweep_dir, TABLE_FILE)
+    path = _storage.join(sweep_dir, file)
     buf = pa.BufferOutputStream()
     pq.write_table(to_arrow(rows), buf)
     _storage.write_bytes(path, buf.getvalue().to_pybytes())

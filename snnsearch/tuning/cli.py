@@ -62,6 +62,15 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     p.add_argument("--mlflow-uri", help="tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     p.add_argument("--data-dir", help="dataset root passed to the trainable")
     p.add_argument("--seed", type=int, help="sampler and trial seed")
+    p.add_argument("--repeats", type=int,
+                   help="after the search, re-run the top configurations with this many new "
+                        "seeds under the same MLflow parent (report: mean ± std)")
+    p.add_argument("--repeat-top", type=int,
+                   help="configurations --repeats re-runs (default 3; the Pareto front's first "
+                        "ones with --objectives)")
+    p.add_argument("--warm-start", metavar="SWEEP_DIR",
+                   help="seed the sampler with the completed trials of an earlier sweep over "
+                        "the same space keys")
     p.add_argument("--smoke", action="store_true",
                    help="tiny data, few epochs and samples: a ~1 minute check on 2 CPUs")
     return p
@@ -97,8 +106,16 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
     print(outcome.text)
     print(f"trial table: {outcome.table_path}\nMLflow: {settings.mlflow_uri} "
           f"experiment {settings.experiment!r}, parent run {outcome.parent_run_id}")
+    print(f"see it in MLflow: {mlflow_ui_command(settings.mlflow_uri)}")
     failed = outcome.summary["counts"]["errored"]
     return 1 if failed == outcome.summary["trials"] and failed else 0
+
+
+def mlflow_ui_command(uri: str) -> str:
+    """The command that shows a tracking store in the browser (a server URI is opened as is)."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri}"
 
 
 def _stored_settings(settings, args: argparse.Namespace):

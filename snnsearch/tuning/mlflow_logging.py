@@ -255,13 +255,15 @@ class NestedMlflowCallback(Callback):
         sweep: sweep name (tag on every child).
         key_metrics: metrics also logged under ``Key metrics/`` (the sweep's objectives first;
             :func:`key_metric_names`).
+        role: the children's ``snnsearch.role`` tag ("trial"; "repeat" for ``--repeats``).
     """
 
     def __init__(
         self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, sweep: str,
-        key_metrics: Iterable[str] = KEY_METRICS,
+        key_metrics: Iterable[str] = KEY_METRICS, role: str = "trial",
     ) -> None:
         self.key_metrics = tuple(key_metrics)
+        self.role = role
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -285,15 +287,21 @@ class NestedMlflowCallback(Callback):
 
     @property
     def runs(self) -> dict[str, str]:
-        """trial_id → child run id, seeded from MLflow so resume reuses existing children."""
+        """trial_id → child run id, seeded from MLflow so resume reuses existing children.
+
+        Only children of this callback's role: the ``--repeats`` Tuner shares the parent, and
+        its callback must neither reuse nor (``_drop_lost``) delete the search's children.
+        """
         if self._runs is None:
             found = self.client.search_runs(
                 [self.experiment_id],
                 filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
                 max_results=10000,
             )
+            role = getattr(self, "role", "trial")
             self._runs = {
-                r.data.tags[TRIAL_TAG]: r.info.run_id for r in found if TRIAL_TAG in r.data.tags
+                r.data.tags[TRIAL_TAG]: r.info.run_id for r in found
+                if TRIAL_TAG in r.data.tags and r.data.tags.get(ROLE_TAG, "trial") == role
             }
         return self._runs
 
@@ -304,7 +312,8 @@ class NestedMlflowCallback(Callback):
             return run_id
         tags = {
             PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id, SWEEP_TAG: self.sweep,
-            ROLE_TAG: "trial", STATUS_TAG: "running", **environment_tags(),
+            ROLE_TAG: getattr(self, "role", "trial"), STATUS_TAG: "running",
+            **environment_tags(),
         }
         run = self.client.create_run(self.experiment_id, run_name=str(trial), tags=tags)
         run_id = run.info.run_id

@@ -31,6 +31,7 @@ from snnsearch.tuning.searchers import build_searcher
 from snnsearch.tuning.settings import SweepSettings, trial_fixed
 from snnsearch.tuning.space import SearchSpace
 from snnsearch.tuning.summary import format_summary, summarize
+from snnsearch.tuning.warm_start import WarmStart, add_to_study, load_warm_start
 
 if TYPE_CHECKING:
     from ray import tune
@@ -49,6 +50,7 @@ class SweepOutcome:
         table_path: the Parquet trial table.
         parent_run_id: MLflow parent run.
         rows: the trial table rows.
+        report_path: ``report.html`` (None if the report failed).
     """
 
     summary: dict[str, Any]
@@ -56,6 +58,7 @@ class SweepOutcome:
     table_path: str
     parent_run_id: str
     rows: list[dict[str, Any]]
+    report_path: str | None = None
 
 
 def resolve_trainable(spec: str) -> Callable[[dict[str, Any]], None]:
@@ -129,8 +132,10 @@ def build_tuner(
     *,
     trainable: Callable[[dict[str, Any]], None],
     callbacks: Sequence[tune.Callback] = (),
+    warm: WarmStart | None = None,
 ) -> tune.Tuner:
-    """A fresh Tuner for ``settings`` over ``space`` (``restore_tuner`` for ``--resume``)."""
+    """A fresh Tuner for ``settings`` over ``space`` (``restore_tuner`` for ``--resume``);
+    ``warm``: earlier trials added to the Optuna study (``--warm-start``)."""
     from ray import tune
 
     fixed = trial_fixed(space, settings)
@@ -147,6 +152,8 @@ def build_tuner(
         max_t=settings.max_epochs,
         constraints=settings.constraints,
     )
+    if warm is not None:
+        add_to_study(searcher._ot_study, warm)
     scheduler = build_scheduler(
         settings.scheduler,
         SchedulerSettings(
@@ -281,15 +288,21 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
         trainable = strip_cell(trainable)
     check_config_keys(space.with_fixed(trial_fixed(space, settings)))
     check_trial_inputs(space.trainable, trial_fixed(space, settings))
+    warm = None
+    if settings.warm_start and not settings.resume:  # a resumed study already holds them
+        searched = space.with_fixed(trial_fixed(space, settings))
+        warm = load_warm_start(settings.warm_start, searched,
+                               settings.objectives or ((settings.metric, settings.mode),))
     preflight(settings)
     # One driver per sweep directory; released (and the directory removed if still empty) on
     # every exit, so a refusal below leaves nothing in the storage.
     with SweepLock(sweep_dir=sweep_dir):
-        return _run_locked(settings, space, trainable)
+        return _run_locked(settings, space, trainable, warm)
 
 
 def _run_locked(
-    settings: SweepSettings, space: SearchSpace, trainable: Callable[[dict[str, Any]], None]
+    settings: SweepSettings, space: SearchSpace, trainable: Callable[[dict[str, Any]], None],
+    warm: WarmStart | None = None,
 ) -> SweepOutcome:
     sweep_dir = settings.sweep_dir
     _check_state_exists(settings)  # again under the lock: another driver may have just finished
@@ -308,20 +321,26 @@ def _run_locked(
             _storage.write_text(
                 _storage.join(sweep_dir, SETTINGS_FILE), M.dump_json(settings.to_dict())
             )
+            _save_space(sweep_dir, space.with_fixed(trial_fixed(space, settings)))
             callback = M.NestedMlflowCallback(
                 tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
                 parent_run_id=parent_id, sweep=settings.name,
                 key_metrics=M.key_metric_names(
                     [settings.metric, *(m for m, _ in settings.objectives)]),
             )
-            tuner = build_tuner(settings, space, trainable=trainable, callbacks=[callback])
+            tuner = build_tuner(settings, space, trainable=trainable, callbacks=[callback],
+                                warm=warm)
+            if warm is not None:
+                print(f"warm start: {len(warm.trials)} completed trials of {warm.source} "
+                      f"({warm.skipped} skipped: outside this space or without a value)")
         with _table_console():
             results = tuner.fit()
+        repeat_rows = _repeats(settings, trainable, parent, parent_id, results)
     except BaseException as err:
         parent.fail(parent_id, f"{type(err).__name__}: {err}")
         raise
     searched = space.with_fixed(trial_fixed(space, settings)).searched_keys()
-    outcome = _finish(settings, parent, parent_id, results, searched)
+    outcome = _finish(settings, parent, parent_id, results, searched, repeat_rows)
     if space.report is not None:
         from snnsearch.reporting.compare import compare_rows
 
@@ -329,6 +348,65 @@ def _run_locked(
                             run_id=parent_id)
         outcome = dataclasses.replace(outcome, text=outcome.text + "\n" + text)
     return outcome
+
+
+def build_repeat_tuner(settings: SweepSettings, points: Sequence[dict[str, Any]], *,
+                       trainable: Callable[[dict[str, Any]], None],
+                       callbacks: Sequence[tune.Callback] = ()) -> tune.Tuner:
+    """The ``--repeats`` Tuner: exactly ``points`` (full configs), FIFO, no stopper, in
+    ``<sweep>/repeats``."""
+    from ray import tune
+
+    from snnsearch.tuning.repeats import REPEATS_DIR, FixedConfigs
+
+    return tune.Tuner(
+        _with_resources(trainable, settings),
+        param_space={},
+        tune_config=tune.TuneConfig(
+            num_samples=len(points), search_alg=FixedConfigs(points),
+            max_concurrent_trials=settings.concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=REPEATS_DIR, storage_path=settings.sweep_dir, callbacks=list(callbacks),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            progress_reporter=tune.CLIReporter(
+                metric_columns={settings.metric: settings.metric, "training_iteration": "epochs"},
+                max_report_frequency=30, max_progress_rows=20),
+            verbose=1),
+    )
+
+
+def _repeats(settings: SweepSettings, trainable: Callable[[dict[str, Any]], None],
+             parent: M.SweepParentRun, parent_id: str, results: tune.ResultGrid
+             ) -> list[dict[str, Any]]:
+    """Runs ``--repeats`` (if asked) and returns its rows (also written to repeats.parquet)."""
+    from snnsearch.reporting.repeats import REPEATS_FILE
+    from snnsearch.reporting.results import rows_from_results, write_table
+    from snnsearch.tuning import repeats as R
+
+    if settings.repeats < 1:
+        return []
+    rows = rows_from_results(results, metric=settings.metric, mode=settings.mode)
+    configs = R.select_configs(rows, metric=settings.metric, mode=settings.mode,
+                               objectives=settings.objectives, top=settings.repeat_top)
+    if not configs:
+        log.warning("--repeats: no trial ran its full budget; nothing to confirm")
+        return []
+    points = R.repeat_points(configs, seed=settings.seed, repeats=settings.repeats)
+    print(f"repeats: {len(configs)} configurations x {settings.repeats} seeds", flush=True)
+    callback = M.NestedMlflowCallback(
+        tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
+        parent_run_id=parent_id, sweep=settings.name, role="repeat",
+        key_metrics=M.key_metric_names([settings.metric, *(m for m, _ in settings.objectives)]))
+    tuner = build_repeat_tuner(settings, points, trainable=trainable, callbacks=[callback])
+    with _table_console():
+        repeat_results = tuner.fit()
+    out = R.tag_rows(rows_from_results(repeat_results, metric=settings.metric,
+                                       mode=settings.mode), configs)
+    path = _storage.join(settings.sweep_dir, REPEATS_FILE)
+    write_table(out, settings.sweep_dir, file=REPEATS_FILE)
+    log.info("repeats written to %s", path)
+    return out
 
 
 def _check_state_exists(settings: SweepSettings) -> None:
@@ -343,26 +421,63 @@ def _check_state_exists(settings: SweepSettings) -> None:
 def _finish(
     settings: SweepSettings, parent: M.SweepParentRun, parent_id: str,
     results: tune.ResultGrid, searched: Sequence[str],
+    repeat_rows: Sequence[dict[str, Any]] = (),
 ) -> SweepOutcome:
+    from snnsearch.reporting import sweep_end
     from snnsearch.reporting.results import rows_from_results, write_table
 
     rows = rows_from_results(results, metric=settings.metric, mode=settings.mode)
     table_path = write_table(rows, settings.sweep_dir)
+    sweep_end.save_history(results, rows, settings.sweep_dir)
     summary = summarize(
         rows, metric=settings.metric, mode=settings.mode,
         gpus_per_trial=settings.gpus_per_trial, searched=searched,
     )
     summary["sweep_dir"] = settings.sweep_dir
     text = format_summary(summary)
+    if repeat_rows:
+        text += "\n" + _repeat_line(settings, repeat_rows)
     if len(settings.objectives) >= 2:
         text += "\n" + _pareto(settings, parent, parent_id, rows)
+    report, line = sweep_end.build_report(settings.sweep_dir, settings.to_dict(), rows)
+    text += "\n" + line
     files = [] if _storage.is_uri(table_path) else [table_path, *_energy_table(settings, rows)]
     try:
-        parent.finish(parent_id, summary=summary, text=text, files=files)
+        parent.finish(parent_id, summary=summary, text=text, files=files,
+                      description=sweep_end.description(report, text))
+        sweep_end.log_report(report, settings.sweep_dir, client=parent.client, run_id=parent_id)
     except Exception as err:  # noqa: BLE001 - MLflow down at the end must not cost the results
         log.warning("MLflow unreachable at the end of the sweep (%s: %s); the summary is printed "
                     "and every trial is in %s", type(err).__name__, str(err)[:200], table_path)
-    return SweepOutcome(summary, text, table_path, parent_id, rows)
+    return SweepOutcome(summary, text, table_path, parent_id, rows,
+                        report.html_path if report else None)
+
+
+def _repeat_line(settings: SweepSettings, rows: Sequence[dict[str, Any]]) -> str:
+    """One console line: the search's best configuration's mean ± std over the repeat seeds."""
+    import pandas as pd
+
+    from snnsearch.reporting.repeats import aggregate
+
+    agg = aggregate(pd.DataFrame(list(rows)), settings.metric, settings.mode)
+    if agg.empty:
+        return "  repeats: no result"
+    top = agg.iloc[0]
+    std = top.get(f"{settings.metric}_std")
+    spread = f" ± {std:.3g}" if std is not None and not pd.isna(std) else ""
+    return (f"  repeats: {len(agg)} configurations x {settings.repeats} seeds; best mean "
+            f"{settings.metric} = {top[f'{settings.metric}_mean']:.4f}{spread} (search rank "
+            f"{int(top['config_rank'])})")
+
+
+def _save_space(sweep_dir: str, space: SearchSpace) -> None:
+    """``space.yaml`` in the sweep directory: the report reads the parameters' scales from it."""
+    import yaml
+
+    from snnsearch.reporting.params import SPACE_FILE
+
+    _storage.write_text(_storage.join(sweep_dir, SPACE_FILE),
+                        yaml.safe_dump(space.to_dict(), sort_keys=False))
 
 
 def _energy_table(settings: SweepSettings, rows: Sequence[dict[str, Any]]) -> list[str]:

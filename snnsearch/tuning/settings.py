@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": 1,
     "moasha_tiebreak": "crowding",
     "constraints": (),
+    "repeats": 0,
+    "repeat_top": 3,
+    "warm_start": None,
 }
 
 SILENCE_OPTIONS = frozenset({"silent_below", "saturated_above", "max_silent_fraction"})
@@ -86,6 +89,10 @@ class SweepSettings:
         pareto_ref: hypervolume reference point, one raw value per objective (None: no
             hypervolume).
         keep_checkpoints: checkpoints kept per trial (the latest ones; resume uses the last).
+        repeats: after the search, re-run the top ``repeat_top`` configurations (the Pareto
+            front with several objectives) with this many new seeds (0: no confirmation).
+        repeat_top: how many configurations ``repeats`` re-runs.
+        warm_start: an earlier sweep directory whose completed trials seed the sampler.
     """
 
     task: str
@@ -120,6 +127,9 @@ class SweepSettings:
     keep_checkpoints: int = 1
     moasha_tiebreak: str = "crowding"
     constraints: tuple[str, ...] = ()
+    repeats: int = 0
+    repeat_top: int = 3
+    warm_start: str | None = None
 
     @property
     def sweep_dir(self) -> str:
@@ -160,9 +170,12 @@ def resolve_settings(
         raise ValueError("--sampler grid needs a grid space (search_spaces/report/*.yaml)")
     if merged["mode"] not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {merged['mode']!r}")
-    for key in ("samples", "max_epochs", "grace", "concurrency", "keep_checkpoints"):
+    for key in ("samples", "max_epochs", "grace", "concurrency", "keep_checkpoints",
+                "repeat_top"):
         if int(merged[key]) < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {merged[key]}")
+    if int(merged["repeats"]) < 0:
+        raise ValueError(f"--repeats must be >= 0 (seeds per re-run), got {merged['repeats']}")
     objectives = parse_objectives(merged["objectives"])
     _check_objectives(objectives, str(merged["metric"]), str(merged["mode"]))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -201,6 +214,9 @@ def resolve_settings(
         keep_checkpoints=int(merged["keep_checkpoints"]),
         moasha_tiebreak=_tiebreak(merged["moasha_tiebreak"]),
         constraints=_constraints(merged["constraints"]),
+        repeats=int(merged["repeats"]),
+        repeat_top=int(merged["repeat_top"]),
+        warm_start=_storage.normalize(merged["warm_start"]) if merged["warm_start"] else None,
     )
 
 

@@ -51,7 +51,10 @@ def test_conditional_parameters_reach_optuna() -> None:
     space = load_space(REPO / "search_spaces" / "mnist.yaml")
     configs = [space.sample(seed) for seed in range(40)]
     assert any("D" in c for c in configs) and any("D" not in c for c in configs)
-    assert all(("conv_blocks" in c) == (c["model"] == "csnn") for c in configs)
+    assert all(("conv_blocks" in c) == (c["model"] in ("csnn", "csnn_ann")) for c in configs)
+    # ANN twins are arms: no spiking knobs are sampled for them (they would mean nothing).
+    anns = [c for c in configs if c["model"].endswith("_ann")]
+    assert anns and not any({"neuron", "T", "tau", "D", "pretrain"} & set(c) for c in anns)
 
 
 def test_with_fixed_replaces_a_searched_parameter() -> None:

@@ -75,8 +75,14 @@ def test_sweep_logs_nested_runs_to_a_real_mlflow_server(
         assert parent.data.params["sampler"] == "random"
         parent_files = {a.path for a in client.list_artifacts(parent_id)}
         assert {"space.yaml", "summary.json", "summary.txt", "trials.parquet"} <= parent_files
+        # The report is written when the sweep ends and travels with the parent run.
+        report_files = {a.path for a in client.list_artifacts(parent_id, "report")}
+        assert {"report/report.html", "report/report.md"} <= report_files
+        assert parent.data.tags[M.NOTE_TAG].startswith("# Sweep report: engine")
 
     assert "Sweep summary: 8 trials" in out and "best trial" in out and "GPU-hours" in out
+    assert f"report: {tmp_path / 'ray' / 'engine' / 'report.html'}" in out
+    assert out.splitlines()[-1].startswith("see it in MLflow: open http")  # how to look at it
     table = pd.read_parquet(tmp_path / "ray" / "engine" / "trials.parquet")
     assert len(table) == SAMPLES
     assert dict(zip(table["trial_id"], table["status"], strict=True)) == status
@@ -90,7 +96,7 @@ def test_sweep_logs_nested_runs_to_a_real_mlflow_server(
     printed = capsys.readouterr().out
     assert "best_val_acc" in printed
     plots = sorted(p.name for p in (tmp_path / "ray" / "engine" / "plots").glob("*.png"))
-    assert "val_acc_vs_energy_mj.png" in plots and "val_acc_vs_x.png" in plots
+    assert "val_acc_vs_energy_mj.png" in plots and "val_acc_vs_params.png" in plots
 
 
 @pytest.mark.ray
