@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 HTML_FILE, MD_FILE, PLOTS_DIR = "report.html", "report.md", "plots"
 ENERGY = "energy_mj"
 LAYER_TABLE = "energy/layers.csv"  # written into each checkpoint by the trainables
+SENSITIVITY_FILE = "energy_sensitivity.csv"  # written beside trials.parquet by the sweep
 MAX_PARAM_COLUMNS = 7
 
 
@@ -127,7 +128,7 @@ def write_report(
     sections.append(per_param)
     sections.append(Section("curves", f"Learning curves of the top {len(best)} trials").figure(
         "learning_curves", P.learning_curves(history, list(best["trial_id"]), objectives, labels)))
-    sections.append(_layers_section(table, best, labels))
+    sections.append(_layers_section(table, best, labels, sweep_dir))
     sections.append(_errors_section(table))
     title = f"Sweep report: {settings.get('name') or Path(str(sweep_dir)).name}"
     counts = table["status"].value_counts().to_dict() if "status" in table else {}
@@ -239,7 +240,8 @@ def _front_section(table: pd.DataFrame, history: pd.DataFrame, metric: str, mode
     return sec, front
 
 
-def _layers_section(table: pd.DataFrame, best: pd.DataFrame, labels: dict[str, str]) -> Section:
+def _layers_section(table: pd.DataFrame, best: pd.DataFrame, labels: dict[str, str],
+                    sweep_dir: str) -> Section:
     sec = Section("layers", "Per-layer firing rates and energy of the best trials")
     ids = list(best["trial_id"])[:3]
     sec.figure("layer_firing_rates", P.layer_rates_figure(table, ids, labels))
@@ -249,10 +251,24 @@ def _layers_section(table: pd.DataFrame, best: pd.DataFrame, labels: dict[str, s
             sec.text(f"Energy per layer of the best trial {html.escape(str(row['trial_id']))} "
                      "(last checkpoint, mJ per image):")
             sec.table(Table(list(layers.columns), layers.values.tolist()))
+    sensitivity = _csv(_storage.join(sweep_dir, SENSITIVITY_FILE))
+    if sensitivity is not None and not sensitivity.empty:
+        sec.text("The best trials under every energy model (mJ per image; ratio to the ANN twin; "
+                 f"break-even synaptic rate), from <code>{SENSITIVITY_FILE}</code>:")
+        sec.table(Table(list(sensitivity.columns), sensitivity.values.tolist()))
     if not sec.blocks:
         sec.text("No per-layer figures: the best trials report no spike metrics (ANN) or none "
                  "has a value.")
     return sec
+
+
+def _csv(path: str) -> pd.DataFrame | None:
+    import io
+
+    import pandas as pd
+
+    text = _storage.read_text(path)
+    return pd.read_csv(io.StringIO(text)) if text else None
 
 
 def _layer_table(path: Any) -> pd.DataFrame | None:

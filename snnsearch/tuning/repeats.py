@@ -17,12 +17,19 @@ once per seed.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
+
+    from snnsearch.tuning.settings import SweepSettings
+
+log = logging.getLogger(__name__)
 REPEATS_DIR = "repeats"
 RANK_KEY = "config_rank"  # not a config key: it travels in the rows only
 
@@ -53,6 +60,48 @@ def select_configs(rows: Sequence[Mapping[str, Any]], *, metric: str, mode: str,
         scored = [r for r in done if _finite(r.get(key))]
         chosen = sorted(scored, key=lambda r: float(r[key]), reverse=mode == "max")
     return [_config(r) for r in chosen[:top]]
+
+
+def run_repeats(settings: SweepSettings, results: ResultGrid,
+                fit: Callable[[Sequence[dict[str, Any]]], ResultGrid]) -> list[dict[str, Any]]:
+    """Selects the configurations from the search's results, runs them through ``fit`` (which
+    builds and fits the repeat Tuner: ``tuning/run.py``) and writes ``repeats.parquet``.
+
+    Returns:
+        The repeat runs' rows with ``config_rank`` (empty if no trial ran its full budget).
+    """
+    from snnsearch.reporting.repeats import REPEATS_FILE
+    from snnsearch.reporting.results import rows_from_results, write_table
+
+    rows = rows_from_results(results, metric=settings.metric, mode=settings.mode)
+    configs = select_configs(rows, metric=settings.metric, mode=settings.mode,
+                             objectives=settings.objectives, top=settings.repeat_top)
+    if not configs:
+        log.warning("--repeats: no trial ran its full budget; nothing to confirm")
+        return []
+    points = repeat_points(configs, seed=settings.seed, repeats=settings.repeats)
+    print(f"repeats: {len(configs)} configurations x {settings.repeats} seeds", flush=True)
+    out = tag_rows(rows_from_results(fit(points), metric=settings.metric, mode=settings.mode),
+                   configs)
+    write_table(out, settings.sweep_dir, file=REPEATS_FILE)
+    return out
+
+
+def summary_line(settings: SweepSettings, rows: Sequence[dict[str, Any]]) -> str:
+    """One console line: the best re-run configuration's mean ± std over its seeds."""
+    import pandas as pd
+
+    from snnsearch.reporting.repeats import aggregate
+
+    agg = aggregate(pd.DataFrame(list(rows)), settings.metric, settings.mode)
+    if agg.empty:
+        return "  repeats: no result"
+    top = agg.iloc[0]
+    std = top.get(f"{settings.metric}_std")
+    spread = f" ± {std:.3g}" if std is not None and not pd.isna(std) else ""
+    return (f"  repeats: {len(agg)} configurations x {settings.repeats} seeds; best mean "
+            f"{settings.metric} = {top[f'{settings.metric}_mean']:.4f}{spread} (search rank "
+            f"{int(top['config_rank'])})")
 
 
 def repeat_points(configs: Sequence[Mapping[str, Any]], *, seed: int, repeats: int

@@ -379,34 +379,23 @@ def build_repeat_tuner(settings: SweepSettings, points: Sequence[dict[str, Any]]
 def _repeats(settings: SweepSettings, trainable: Callable[[dict[str, Any]], None],
              parent: M.SweepParentRun, parent_id: str, results: tune.ResultGrid
              ) -> list[dict[str, Any]]:
-    """Runs ``--repeats`` (if asked) and returns its rows (also written to repeats.parquet)."""
-    from snnsearch.reporting.repeats import REPEATS_FILE
-    from snnsearch.reporting.results import rows_from_results, write_table
+    """Runs ``--repeats`` (if asked) under the same parent; returns its rows."""
     from snnsearch.tuning import repeats as R
 
     if settings.repeats < 1:
         return []
-    rows = rows_from_results(results, metric=settings.metric, mode=settings.mode)
-    configs = R.select_configs(rows, metric=settings.metric, mode=settings.mode,
-                               objectives=settings.objectives, top=settings.repeat_top)
-    if not configs:
-        log.warning("--repeats: no trial ran its full budget; nothing to confirm")
-        return []
-    points = R.repeat_points(configs, seed=settings.seed, repeats=settings.repeats)
-    print(f"repeats: {len(configs)} configurations x {settings.repeats} seeds", flush=True)
-    callback = M.NestedMlflowCallback(
-        tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
-        parent_run_id=parent_id, sweep=settings.name, role="repeat",
-        key_metrics=M.key_metric_names([settings.metric, *(m for m, _ in settings.objectives)]))
-    tuner = build_repeat_tuner(settings, points, trainable=trainable, callbacks=[callback])
-    with _table_console():
-        repeat_results = tuner.fit()
-    out = R.tag_rows(rows_from_results(repeat_results, metric=settings.metric,
-                                       mode=settings.mode), configs)
-    path = _storage.join(settings.sweep_dir, REPEATS_FILE)
-    write_table(out, settings.sweep_dir, file=REPEATS_FILE)
-    log.info("repeats written to %s", path)
-    return out
+
+    def fit(points: Sequence[dict[str, Any]]) -> tune.ResultGrid:
+        callback = M.NestedMlflowCallback(
+            tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
+            parent_run_id=parent_id, sweep=settings.name, role="repeat",
+            key_metrics=M.key_metric_names([settings.metric,
+                                            *(m for m, _ in settings.objectives)]))
+        tuner = build_repeat_tuner(settings, points, trainable=trainable, callbacks=[callback])
+        with _table_console():
+            return tuner.fit()
+
+    return R.run_repeats(settings, results, fit)
 
 
 def _check_state_exists(settings: SweepSettings) -> None:
@@ -436,12 +425,16 @@ def _finish(
     summary["sweep_dir"] = settings.sweep_dir
     text = format_summary(summary)
     if repeat_rows:
-        text += "\n" + _repeat_line(settings, repeat_rows)
+        from snnsearch.tuning.repeats import summary_line
+
+        text += "\n" + summary_line(settings, repeat_rows)
     if len(settings.objectives) >= 2:
         text += "\n" + _pareto(settings, parent, parent_id, rows)
+    local = not _storage.is_uri(table_path)
+    energy_files = _energy_table(settings, rows) if local else []  # before: the report shows it
     report, line = sweep_end.build_report(settings.sweep_dir, settings.to_dict(), rows)
     text += "\n" + line
-    files = [] if _storage.is_uri(table_path) else [table_path, *_energy_table(settings, rows)]
+    files = [table_path, *energy_files] if local else []
     try:
         parent.finish(parent_id, summary=summary, text=text, files=files,
                       description=sweep_end.description(report, text))
@@ -451,23 +444,6 @@ def _finish(
                     "and every trial is in %s", type(err).__name__, str(err)[:200], table_path)
     return SweepOutcome(summary, text, table_path, parent_id, rows,
                         report.html_path if report else None)
-
-
-def _repeat_line(settings: SweepSettings, rows: Sequence[dict[str, Any]]) -> str:
-    """One console line: the search's best configuration's mean ± std over the repeat seeds."""
-    import pandas as pd
-
-    from snnsearch.reporting.repeats import aggregate
-
-    agg = aggregate(pd.DataFrame(list(rows)), settings.metric, settings.mode)
-    if agg.empty:
-        return "  repeats: no result"
-    top = agg.iloc[0]
-    std = top.get(f"{settings.metric}_std")
-    spread = f" ± {std:.3g}" if std is not None and not pd.isna(std) else ""
-    return (f"  repeats: {len(agg)} configurations x {settings.repeats} seeds; best mean "
-            f"{settings.metric} = {top[f'{settings.metric}_mean']:.4f}{spread} (search rank "
-            f"{int(top['config_rank'])})")
 
 
 def _save_space(sweep_dir: str, space: SearchSpace) -> None:
