@@ -73,7 +73,8 @@ def load_params(sweep_dir: str, table: pd.DataFrame) -> list[ParamInfo]:
     trial) are left out.
     """
     space = _space_of(sweep_dir)
-    infos = from_space(space) if space is not None else infer(table)
+    # A grid space (search_spaces/report/*.yaml) has cells instead of searched parameters.
+    infos = from_space(space) if space is not None and space.params else infer(table)
     return [p for p in infos if p.column in table and _varied(table[p.column])]
 
 

@@ -128,7 +128,10 @@ def write_report(
     sections.append(per_param)
     sections.append(Section("curves", f"Learning curves of the top {len(best)} trials").figure(
         "learning_curves", P.learning_curves(history, list(best["trial_id"]), objectives, labels)))
-    sections.append(_layers_section(table, best, labels, sweep_dir))
+    spiking = ranked(table[~P.ann_mask(table)], metric, mode).head(3)  # ANNs have no spikes
+    labels |= {r["trial_id"]: f"{r['trial_id']}: {_param_label(r, order)}"
+               for _, r in spiking.iterrows() if r["trial_id"] not in labels}
+    sections.append(_layers_section(table, spiking, labels, sweep_dir))
     sections.append(_errors_section(table))
     title = f"Sweep report: {settings.get('name') or Path(str(sweep_dir)).name}"
     counts = table["status"].value_counts().to_dict() if "status" in table else {}
@@ -242,7 +245,7 @@ def _front_section(table: pd.DataFrame, history: pd.DataFrame, metric: str, mode
 
 def _layers_section(table: pd.DataFrame, best: pd.DataFrame, labels: dict[str, str],
                     sweep_dir: str) -> Section:
-    sec = Section("layers", "Per-layer firing rates and energy of the best trials")
+    sec = Section("layers", "Per-layer firing rates and energy of the best spiking trials")
     ids = list(best["trial_id"])[:3]
     sec.figure("layer_firing_rates", P.layer_rates_figure(table, ids, labels))
     for _, row in best.head(1).iterrows():

@@ -37,7 +37,8 @@ def test_report_cli_writes_a_self_contained_page_summary_and_plots(
     assert html.count('src="data:image/png;base64,') >= 6
     for title in ("Best trials and counts by status", "Which hyperparameters matter",
                   "val_acc against energy, with ANN baselines", "Parallel coordinates",
-                  "Learning curves", "Per-layer firing rates", "Errored trials"):
+                  "Learning curves", "Per-layer firing rates and energy of the best spiking",
+                  "Errored trials"):
         assert title in html
     md = (sweep / "report.md").read_text()
     assert md.startswith("# Sweep report: mnist-rec") and "| status | trials |" in md
