@@ -16,7 +16,7 @@ from snnsearch.reporting.history import load_history
 from snnsearch.reporting.params import load_params
 from snnsearch.reporting.results import load_table
 from snnsearch.reporting.sweep_end import DESCRIPTION_LIMIT, description
-from snnsearch.reporting.sweep_report import read_settings, write_report
+from snnsearch.reporting.sweep_report import SweepReport, read_settings, write_report
 
 RECORDED = Path(__file__).with_name("data") / "mnist_smoke"
 
@@ -24,6 +24,17 @@ RECORDED = Path(__file__).with_name("data") / "mnist_smoke"
 @pytest.fixture
 def sweep(tmp_path: Path) -> Path:
     return Path(shutil.copytree(RECORDED, tmp_path / "mnist-rec"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, SweepReport]:
+    """The recorded sweep's report, built once for the tests that only read it."""
+    sweep = Path(shutil.copytree(RECORDED, tmp_path_factory.mktemp("built") / "mnist-rec"))
+    table = load_table(str(sweep))
+    params = load_params(str(sweep), table)
+    report = write_report(str(sweep), table, load_history(str(sweep), table),
+                          read_settings(str(sweep)), params=params)
+    return sweep, params, report
 
 
 def test_report_cli_writes_a_self_contained_page_summary_and_plots(
@@ -48,12 +59,8 @@ def test_report_cli_writes_a_self_contained_page_summary_and_plots(
             "hypervolume.png", "layer_firing_rates.png"} <= plots
 
 
-def test_report_content_from_the_recorded_table(sweep: Path) -> None:
-    table = load_table(str(sweep))
-    settings = read_settings(str(sweep))
-    params = load_params(str(sweep), table)
-    report = write_report(str(sweep), table, load_history(str(sweep), table), settings,
-                          params=params)
+def test_report_content_from_the_recorded_table(built: tuple) -> None:
+    _, params, report = built
     # Both objectives ranked; importances are a distribution over the searched parameters.
     assert [i.objective for i in report.importances] == ["val_acc", "energy_mj"]
     for imp in report.importances:
@@ -84,10 +91,8 @@ def test_errored_trials_are_grouped_by_message(sweep: Path) -> None:
     assert "| RuntimeError: CUDA out of memory | 1 | e3 |" in md
 
 
-def test_parent_description_fits_mlflow_tag_limit(sweep: Path) -> None:
-    table = load_table(str(sweep))
-    report = write_report(str(sweep), table, load_history(str(sweep), table),
-                          read_settings(str(sweep)))
+def test_parent_description_fits_mlflow_tag_limit(built: tuple) -> None:
+    _, _, report = built
     assert description(report, "text") == report.markdown  # short: the whole summary
     long = type(report)(report.html_path, report.md_path, report.markdown * 10,
                         report.importances, report.front)
