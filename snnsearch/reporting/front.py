@@ -89,8 +89,9 @@ def front_figure(table: pd.DataFrame, metric: str, mode: str) -> bytes | None:
     if not front.empty:
         ax.plot(front[x], front[y], c="0.25", lw=0.9, drawstyle="steps-post" if mode == "max"
                 else "steps-pre", zorder=2)
+        # Colour by T only when the front has several T values (one value: a bar of one colour).
         colour = front["config/T"] if "config/T" in front and front["config/T"].notna().all() \
-            else None
+            and front["config/T"].nunique() > 1 else None
         points = ax.scatter(front[x], front[y], s=40, c=colour, zorder=3, edgecolors="k",
                             linewidths=0.5, label="SNN front",
                             **({"cmap": "viridis"} if colour is not None else {}))
