@@ -74,6 +74,17 @@ def positions(ax: Axes, param: ParamInfo, values: pd.Series, *, axis: str = "x")
             ax.tick_params(axis="x", labelrotation=30)
         return coords
     coords = values.astype(float).to_numpy()
+    if param.low is not None and param.high is not None and param.high > param.low:
+        # The declared range, not the data's: ticks stay sparse and readable (a narrow data span
+        # on a log axis made matplotlib label every minor tick) and panels compare across sweeps.
+        low, high = float(param.low), float(param.high)
+        if param.log and low > 0:
+            pad = (high / low) ** 0.04
+            lim = (low / pad, high * pad)
+        else:
+            pad = 0.04 * (high - low)
+            lim = (low - pad, high + pad)
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(*lim)
     if param.log:
         set_scale("log")
         target.set_major_locator(LogLocator(base=10, numticks=6))
@@ -118,7 +129,7 @@ def scatter(ax: Axes, table: pd.DataFrame, param: ParamInfo, ycol: str, ylabel: 
     title = param.name + (f" ({inactive} trials {INACTIVE})" if inactive else "")
     ax.set_title(title, fontsize=9)
     ax.set_ylabel(ylabel, fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(which="both", labelsize=7)
     ax.grid(alpha=0.25)
 
 
