@@ -196,7 +196,11 @@ class MultiObjectiveASHA(FIFOScheduler):
             return None
 
     def _bracket_of(self, trial_id: str) -> _Bracket:
-        if trial_id not in self._trial_info:
+        if trial_id not in self._trial_info and len(self._brackets) == 1:
+            # No draw: the generator then only serves rung decisions, so decisions depend on
+            # the order of results, not on when Ray happened to create the next trial.
+            self._trial_info[trial_id] = self._brackets[0]
+        elif trial_id not in self._trial_info:
             # Same softmax over rung counts as Ray's ASHA, but from our own generator.
             sizes = np.array([len(b.milestones) for b in self._brackets], dtype=float)
             probs = np.exp(sizes - sizes.max())

@@ -173,10 +173,13 @@ def build_tuner(
         # Reusing trial actors skips a fresh worker process (and torch import) per trial.
         reuse_actors=True,
     )
+    from snnsearch.tuning.scheduler_state import SchedulerStateCallback
+
     run_config = tune.RunConfig(
         name=settings.name,
         storage_path=settings.storage,
-        callbacks=list(callbacks),
+        # Ray does not snapshot scheduler state; this callback does (ASHA rungs survive resume).
+        callbacks=[*callbacks, SchedulerStateCallback(scheduler)],
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         # The latest per trial by default: resume needs only it, figures are in MLflow.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),

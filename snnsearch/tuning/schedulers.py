@@ -55,13 +55,17 @@ SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
 def _asha(settings: SchedulerSettings) -> TrialScheduler:
     from ray.tune.schedulers import ASHAScheduler
 
+    from snnsearch.constants import EPOCH
+
     if settings.grace_period > settings.max_t:
         raise ValueError(
             f"--grace {settings.grace_period} exceeds --max-epochs {settings.max_t}; "
             "lower --grace or raise --max-epochs"
         )
     return ASHAScheduler(
-        time_attr=settings.time_attr,
+        # Progress in epochs: training_iteration restarts after Tuner.restore, epoch continues
+        # from the checkpoint (every trainable here reports it once per epoch).
+        time_attr=EPOCH if settings.time_attr == "training_iteration" else settings.time_attr,
         max_t=settings.max_t,
         grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
