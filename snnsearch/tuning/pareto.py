@@ -42,6 +42,7 @@ __all__ = [
     "crowding_distance",
     "epsilon_net_order",
     "hypervolume",
+    "hypervolume_curve",
     "non_dominated_sort",
     "non_domination_rank",
     "pareto_mask",
@@ -457,4 +458,40 @@ def feasible_pareto_mask(
     if feas.any():
         pts = as_minimization(np.asarray(values, dtype=float)[feas], modes)
         out[np.flatnonzero(feas)] = pareto_mask(pts)
+    return out
+
+
+def hypervolume_curve(
+    points: ArrayLike,
+    reference: ArrayLike,
+    *,
+    modes: Sequence[str] | None = None,
+    at: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Anytime hypervolume: the hypervolume of the first ``i`` points for every ``i`` in ``at``.
+
+    ``points`` are in the order they were observed (trial results, trials); the curve is
+    non-decreasing. Used by the replay benchmark (hypervolume against trial-epochs) and suitable
+    for a report's "hypervolume over trials" plot.
+
+    Args:
+        points: (n, k) objective values in observation order.
+        reference: as for :func:`hypervolume`.
+        modes: as for :func:`hypervolume` (None: already minimised).
+        at: prefix lengths (default ``1..n``); values above n use all points.
+
+    Returns:
+        Float array, one hypervolume per entry of ``at``.
+    """
+    pts = _as_points(points) if np.size(points) else np.zeros((0, np.size(reference)))
+    ref = np.asarray(reference, dtype=float).reshape(1, -1)
+    if modes is not None:
+        pts = as_minimization(pts, modes) if pts.size else pts
+        ref = as_minimization(ref, modes)
+    steps = list(range(1, pts.shape[0] + 1)) if at is None else [int(i) for i in at]
+    out = np.zeros(len(steps))
+    for j, i in enumerate(steps):
+        prefix = pts[: max(i, 0)]
+        # Only the prefix's front matters; dominated points add nothing.
+        out[j] = hypervolume(prefix[pareto_mask(prefix)], ref[0]) if prefix.size else 0.0
     return out
