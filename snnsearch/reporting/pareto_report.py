@@ -8,6 +8,8 @@ and a silent net's near-zero energy would otherwise always sit on the front.
 
 Outputs, written beside ``trials.parquet``: ``pareto.parquet``, ``pareto.csv`` and
 ``pareto.png`` (first objective on y, second on x; front points coloured by ``T`` and ``D``);
+with hard constraints (``--constraint energy_mj<=0.5``) the front holds feasible trials only
+and the infeasible ones are drawn greyed out (light crosses);
 :func:`log_pareto_report` uploads them to the sweep's MLflow parent run under ``pareto/``.
 """
 
@@ -25,11 +27,14 @@ import numpy as np
 
 from snnsearch.tuning import _storage
 from snnsearch.tuning.pareto import (
+    Constraint,
     Objective,
     as_minimization,
     crowding_distance,
+    feasible_mask,
     hypervolume,
     pareto_mask,
+    parse_constraints,
     parse_objectives,
 )
 
@@ -39,7 +44,9 @@ if TYPE_CHECKING:
 
 PARQUET_FILE, CSV_FILE, PNG_FILE = "pareto.parquet", "pareto.csv", "pareto.png"
 
-__all__ = ["ParetoReport", "log_pareto_report", "pareto_front", "write_pareto_report"]
+__all__ = [
+    "ParetoReport", "feasible_rows", "log_pareto_report", "pareto_front", "write_pareto_report",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class ParetoReport:
         hypervolume: volume dominated by the front w.r.t. ``reference`` (None without one).
         reference: reference point in raw metric units, in objective order.
         paths: ``{"parquet"|"csv"|"png": path or URI}``.
+        constraints: the hard constraints applied (``"energy_mj<=0.5"``).
+        infeasible: eligible trials that broke a constraint (never on the front).
     """
 
     front: pd.DataFrame
@@ -62,6 +71,8 @@ class ParetoReport:
     hypervolume: float | None = None
     reference: tuple[float, ...] | None = None
     paths: dict[str, str] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    infeasible: int = 0
 
 
 def _column(df: pd.DataFrame, name: str, prefix: str) -> str:
@@ -91,6 +102,7 @@ def pareto_front(
     *,
     value_prefix: str = "last/",
     statuses: Sequence[str] | None = ("completed",),
+    constraints: Sequence[str | Constraint] = (),
 ) -> tuple[pd.DataFrame, int]:
     """Non-dominated rows of a trial table.
 
@@ -100,6 +112,8 @@ def pareto_front(
         value_prefix: column prefix holding the final metrics (``last/``); the bare metric
             name is used if the prefixed column is absent.
         statuses: ``status`` values allowed on the front; None keeps every row.
+        constraints: hard constraints; rows breaking one are candidates but never on the
+            front (see :func:`feasible_rows`).
 
     Returns:
         ``(front, n_candidates)``; ``front`` has plain objective columns and
@@ -111,15 +125,30 @@ def pareto_front(
     for (name, _), col in zip(objs, cols):
         cand[name] = cand[col].astype(float)
     cand = cand[np.isfinite(cand[[n for n, _ in objs]].to_numpy()).all(axis=1)]
+    n_cand = len(cand)
+    cand = cand.loc[feasible_rows(cand, constraints, value_prefix)]
     if cand.empty:
-        return cand.assign(crowding_distance=[]), 0
+        return cand.assign(crowding_distance=[]), n_cand
     pts = as_minimization(cand[[n for n, _ in objs]].to_numpy(), [m for _, m in objs])
     mask = pareto_mask(pts)
     front = cand.loc[mask].copy()
     front["crowding_distance"] = crowding_distance(pts[mask])
     first, mode = objs[0]
     front = front.sort_values(first, ascending=(mode == "min"), kind="stable")
-    return front.reset_index(drop=True), len(cand)
+    return front.reset_index(drop=True), n_cand
+
+
+def feasible_rows(
+    df: pd.DataFrame, constraints: Sequence[str | Constraint], value_prefix: str = "last/"
+) -> np.ndarray:
+    """Boolean mask of the rows meeting every constraint, read from the final-metric columns
+    (``last/<metric>`` or ``<metric>``); a missing or NaN value breaks the constraint."""
+    cons = parse_constraints(constraints)
+    if not cons:
+        return np.ones(len(df), dtype=bool)
+    cols = {c.metric: _column(df, c.metric, value_prefix) for c in cons}
+    rows = [{m: row[col] for m, col in cols.items()} for _, row in df.iterrows()]
+    return feasible_mask(rows, cons)
 
 
 def _label(row: Any, colour_by: Sequence[str]) -> str:
@@ -138,8 +167,10 @@ def plot_front(
     objectives: Sequence[Objective],
     *,
     colour_by: Sequence[str] = ("T", "D"),
+    infeasible: pd.DataFrame | None = None,
 ) -> bytes:
-    """PNG bytes: all candidates in grey, the front coloured by ``colour_by`` and joined.
+    """PNG bytes: all candidates in grey, the front coloured by ``colour_by`` and joined;
+    ``infeasible`` candidates (broke a hard constraint) as light grey crosses.
 
     Uses a bare ``Figure`` (no pyplot) so no global matplotlib state is touched.
     """
@@ -152,6 +183,9 @@ def plot_front(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.scatter(candidates[x_name], candidates[y_name], s=14, c="0.75", label="all trials")
+    if infeasible is not None and len(infeasible):
+        ax.scatter(infeasible[x_name], infeasible[y_name], s=16, c="0.85", marker="x",
+                   label="infeasible (constraint)")
     line = front.sort_values(x_name)
     ax.plot(line[x_name], line[y_name], c="0.3", lw=0.8, drawstyle="steps-post", zorder=1)
     labels = [_label(r, colour_by) for _, r in front.iterrows()]
@@ -193,6 +227,7 @@ def write_pareto_report(
     colour_by: Sequence[str] = ("T", "D"),
     value_prefix: str = "last/",
     statuses: Sequence[str] | None = ("completed",),
+    constraints: Sequence[str | Constraint] = (),
 ) -> ParetoReport:
     """Writes ``pareto.parquet``, ``pareto.csv`` and (for 2+ objectives) ``pareto.png``.
 
@@ -205,6 +240,7 @@ def write_pareto_report(
         colour_by: config keys that colour the front points (``config/<key>`` or ``<key>``).
         value_prefix: see :func:`pareto_front`.
         statuses: see :func:`pareto_front`.
+        constraints: see :func:`pareto_front` (feasible front, infeasible points greyed).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -212,7 +248,9 @@ def write_pareto_report(
     objs = parse_objectives(objectives)
     if reference is not None and len(reference) != len(objs):
         raise ValueError(f"reference {tuple(reference)} needs one value per objective {objs}")
-    front, n_cand = pareto_front(df, objs, value_prefix=value_prefix, statuses=statuses)
+    cons = parse_constraints(constraints)
+    front, n_cand = pareto_front(df, objs, value_prefix=value_prefix, statuses=statuses,
+                                 constraints=cons)
     hv = None
     if reference is not None:
         pts = front[[n for n, _ in objs]].to_numpy(dtype=float).reshape(-1, len(objs))
@@ -229,12 +267,16 @@ def write_pareto_report(
         cand = _eligible(df, statuses, value_prefix).copy()
         for name, _ in objs[:2]:
             cand[name] = cand[_column(df, name, value_prefix)].astype(float)
+        ok = feasible_rows(cand, cons, value_prefix)
         paths["png"] = _storage.join(out_dir, PNG_FILE)
-        _write_bytes(paths["png"], plot_front(cand, front, objs, colour_by=colour_by))
+        _write_bytes(paths["png"], plot_front(cand.loc[ok], front, objs, colour_by=colour_by,
+                                              infeasible=cand.loc[~ok]))
+    eligible = _eligible(df, statuses, value_prefix)
     return ParetoReport(
         front=front, objectives=objs, candidates=n_cand, hypervolume=hv,
         reference=tuple(float(r) for r in reference) if reference is not None else None,
-        paths=paths,
+        paths=paths, constraints=tuple(str(c) for c in cons),
+        infeasible=int((~feasible_rows(eligible, cons, value_prefix)).sum()),
     )
 
 

@@ -486,7 +486,7 @@ def _pareto(
     try:
         report = write_pareto_report(
             to_arrow(rows).to_pandas(), [list(o) for o in settings.objectives],
-            settings.sweep_dir, reference=settings.pareto_ref,
+            settings.sweep_dir, reference=settings.pareto_ref, constraints=settings.constraints,
         )
         log_pareto_report(report, client=parent.client, run_id=parent_id)
     except Exception as err:  # noqa: BLE001 - see docstring
@@ -495,6 +495,9 @@ def _pareto(
     objs = ",".join(f"{m}:{d}" for m, d in settings.objectives)
     line = (f"  Pareto front ({objs}): {len(report.front)} of {report.candidates} completed "
             f"trials -> {report.paths['csv']}")
+    if report.constraints:
+        line += (f"; constraints {', '.join(report.constraints)}: {report.infeasible} "
+                 "infeasible trial(s) kept off the front")
     if report.hypervolume is not None:
         line += f"; hypervolume {report.hypervolume:.4g} (reference {report.reference})"
     return line
