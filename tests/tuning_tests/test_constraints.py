@@ -95,3 +95,18 @@ def test_bad_constraint_exits_2_before_ray(tmp_path: Path, capsys: pytest.Captur
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "energy<0.5" in err[0]
     assert not (tmp_path / "ray").exists() and not (tmp_path / "m.db").exists()
+
+
+def test_constraints_and_tiebreak_from_the_space_file(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(MNIST_SPACE.read_text())
+    data["tune"] |= {"constraints": ["energy_mj<=0.5"], "moasha_tiebreak": "epsnet"}
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    s = resolve_settings(load_space(path), task="mnist", overrides={})
+    assert s.constraints == ("energy_mj<=0.5",) and s.moasha_tiebreak == "epsnet"
+    # The command line wins over the file.
+    s = resolve_settings(load_space(path), task="mnist",
+                         overrides={"constraints": ["val_acc>=0.9"]})
+    assert s.constraints == ("val_acc>=0.9",)
