@@ -47,14 +47,23 @@ ARMS: dict[str, tuple[str, str, str, bool]] = {
 
 
 class TrialEpochBudget:
-    """Driver-side stopper that ends the whole sweep after ``budget`` reported epochs."""
+    """Driver-side stopper that ends the whole sweep after ``budget`` distinct trial-epochs.
+
+    Counts (trial, epoch) pairs, not calls: when a function trainable returns, Ray passes the
+    trial's last result through the stopper a second time (flagged ``done``), which would
+    charge every trial that ran to the end one epoch it never trained.
+    """
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.seen = 0
+        self._seen: set[tuple[str, Any]] = set()
+
+    @property
+    def seen(self) -> int:
+        return len(self._seen)
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        self.seen += 1
+        self._seen.add((trial_id, result.get("epoch", result.get("training_iteration"))))
         return False
 
     def stop_all(self) -> bool:

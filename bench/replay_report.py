@@ -163,6 +163,25 @@ def plot(hv: dict[str, np.ndarray], path: Path) -> None:
     plt.close(fig)
 
 
+def to_markdown(out: dict[str, Any]) -> str:
+    """The per-arm table of docs/benchmarks.md."""
+    lines = ["| arm | seeds | final HV median [IQR] | wins / p vs tpe_fifo | wins / p vs "
+             f"{TARGET} | t-e to reach tpe_fifo's final HV: median (share reached, share "
+             "<= 40 %) |", "|---|---|---|---|---|---|"]
+    for a in sorted(out["arms"], key=lambda r: -r["hv_median"]):
+        def cmp(other: str) -> str:
+            if f"p_vs_{other}" not in a:
+                return "-"
+            return f"{a[f'wins_vs_{other}']}/{a['seeds']}, p={a[f'p_vs_{other}']:.3g}"
+        reach = a["reach_fifo_median_epochs"]
+        lines.append(
+            f"| {a['arm']} | {a['seeds']} | {a['hv_median']:.4f} [{a['hv_q1']:.4f}, "
+            f"{a['hv_q3']:.4f}] | {cmp(FIFO)} | {cmp(TARGET)} | "
+            f"{'never' if math.isinf(reach) else f'{reach:g}'} ({a['reach_fifo_share']:.0%}, "
+            f"{a['reach_fifo_within_40pct_share']:.0%}) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
@@ -203,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             arm: float(np.mean([hv[arm][s, -1] for s in seeds])) for arm in hv4 if arm in hv}
     if args.plot:
         plot(hv, args.plot)
+    out["markdown"] = to_markdown(out)
     text = json.dumps(out, indent=1)
     if args.json:
         args.json.write_text(text)
