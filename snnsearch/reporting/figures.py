@@ -156,16 +156,6 @@ def objective_vs_params(table: pd.DataFrame, params: Sequence[ParamInfo], ycol: 
     return png(fig)
 
 
-def single(table: pd.DataFrame, param: ParamInfo, ycol: str, ylabel: str) -> bytes:
-    """One parameter's scatter as its own PNG (``plots/<metric>_vs_<param>.png``)."""
-    fig = new_figure(4.6, 3.3)
-    ax = fig.add_subplot()
-    scatter(ax, table, param, ycol, ylabel)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return png(fig)
-
-
 def importance_bars(found: Sequence[Importance]) -> bytes | None:
     """Horizontal bars, one panel per objective, most important parameter on top."""
     shown = [imp for imp in found if imp.values]
