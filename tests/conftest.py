@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,25 @@ import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# The key that signs sweep state (snnsearch.tuning.state_hmac); without it the first sweep would
+# create ~/.config/snnsearch/state_key, a file outside the test's folders.
+os.environ.setdefault("SNNSEARCH_STATE_KEY", "snnsearch-tests-only")
+
+# Ray keeps sessions, logs and Tune's trial staging folders under $RAY_TMPDIR/ray (default
+# /tmp/ray, never cleaned). Tests (and the CLIs they start as subprocesses) get a private, short
+# folder instead (Ray's socket paths must stay under 107 bytes), removed at the end of the run.
+_RAY_TMP = None
+if "RAY_TMPDIR" not in os.environ:
+    _RAY_TMP = tempfile.mkdtemp(prefix="snr")
+    os.environ["RAY_TMPDIR"] = _RAY_TMP
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_ray_tmpdir() -> Iterator[None]:
+    yield
+    if _RAY_TMP is not None:
+        shutil.rmtree(_RAY_TMP, ignore_errors=True)
+
 
 # Real data for the tests that need it (README "Tests and real data"): $SNNSEARCH_TEST_DATA, else
 # a ``shared/data`` folder beside the clone (where CI keeps it). Read-only: tests link or copy.

@@ -44,6 +44,10 @@ def load_velodyne(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"velodyne scan not found: {path}")
+    size = path.stat().st_size
+    if size % 16:  # 4 float32 per point; np.fromfile would drop or misalign the tail silently
+        raise ValueError(f"velodyne scan {path} is {size} bytes, not a whole number of 16-byte "
+                         "points (truncated?); re-copy it")
     return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
 
 

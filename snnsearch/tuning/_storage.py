@@ -10,9 +10,10 @@ import os
 import re
 import secrets
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
-import pyarrow.fs as pafs
-
+if TYPE_CHECKING:  # imported where used: the CLI's input checks run before pyarrow is needed
+    import pyarrow.fs as pafs
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -50,6 +51,8 @@ def join(base: str, *parts: str) -> str:
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and in-filesystem path for a local path or URI."""
+    import pyarrow.fs as pafs
+
     if is_uri(path):
         return pafs.FileSystem.from_uri(path)
     return pafs.LocalFileSystem(), normalize(path)
@@ -57,6 +60,8 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
 
 def exists(path: str) -> bool:
     """Whether a file or directory exists at ``path``."""
+    import pyarrow.fs as pafs
+
     fs, fs_path = resolve(path)
     return fs.get_file_info(fs_path).type != pafs.FileType.NotFound
 

@@ -23,11 +23,13 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     from snnsearch.tuning.schedulers import SCHEDULERS
     from snnsearch.tuning.searchers import SAMPLERS
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=f"sweeps/{task}.py",
         description=f"Hyperparameter sweep for {task} on Ray Tune + Optuna, logged to MLflow.",
     )
-    p.add_argument("--space", type=Path, default=default_space, help="search-space YAML")
+    p.add_argument("--space", type=Path,
+                   help=f"search-space YAML (default {_shown(default_space)}; on --resume the "
+                        "sweep's stored space)")
     p.add_argument("--samples", type=int, help="number of trials")
     p.add_argument("--sampler", choices=SAMPLERS.names(), help="Optuna sampler")
     p.add_argument("--scheduler", choices=SCHEDULERS.names(), help="trial scheduler")
@@ -84,25 +86,43 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
         argv: arguments (default ``sys.argv[1:]``).
         default_space: space file when ``--space`` is not given.
     """
-    parser = build_parser(task, default_space or REPO / "search_spaces" / f"{task}.yaml")
+    default = default_space or REPO / "search_spaces" / f"{task}.yaml"
+    parser = build_parser(task, default)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from snnsearch.tuning.run import run_sweep
+    from snnsearch.tuning.preflight import check_inputs
     from snnsearch.tuning.settings import resolve_settings
     from snnsearch.tuning.space import SpaceError, load_space
 
     try:
-        space = load_space(args.space)
+        space = load_space(args.space or default)
         overrides = {k: v for k, v in vars(args).items() if k not in ("space", "smoke")}
         settings = resolve_settings(space, task=task, overrides=overrides, smoke=args.smoke)
         if settings.resume:
-            settings = _stored_settings(settings, args)
-        print(f"sweep {settings.name}: {settings.samples} trials of {space.trainable} "
-              f"({settings.sampler}/{settings.scheduler}) -> {settings.sweep_dir}", flush=True)
-        outcome = run_sweep(settings, space)
+            settings, space = _stored_settings(settings, args, space)
+        # Input checks before Ray, torch or any write: a bad input costs a second, not a sweep.
+        check_inputs(settings, space)
     except (SpaceError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _refuse(err)
+    print(f"sweep {settings.name}: {settings.samples} trials of {space.trainable} "
+          f"({settings.sampler}/{settings.scheduler}) -> {settings.sweep_dir}; MLflow "
+          f"{settings.mlflow_uri}", flush=True)
+    from snnsearch.tuning.interrupts import SweepInterrupted
+    from snnsearch.tuning.run import run_sweep
+
+    try:
+        outcome = run_sweep(settings, space)
+    except ValueError as err:  # SpaceError is one
+        return _refuse(err)
+    except KeyboardInterrupt:  # before the sweep's own handlers were in place, or a 2nd Ctrl-C
+        print("error: interrupted (SIGINT); whatever the sweep saved is resumable with --resume "
+              "--name <name>", file=sys.stderr)
+        return 130
+    except SweepInterrupted as stop:
+        print(stop.outcome.text)
+        print(f"trial table: {stop.outcome.table_path}\nsweep interrupted ({stop}); continue it "
+              f"with:\n  {stop.resume}", flush=True)
+        return stop.exit_code
     print(outcome.text)
     print(f"trial table: {outcome.table_path}\nMLflow: {settings.mlflow_uri} "
           f"experiment {settings.experiment!r}, parent run {outcome.parent_run_id}")
@@ -118,14 +138,38 @@ def mlflow_ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def _stored_settings(settings, args: argparse.Namespace):
-    """On ``--resume`` the sweep continues with the settings it started with (sweep.json);
-    a different ``--mlflow-uri`` would split the sweep across stores, so it is refused."""
+def _refuse(err: Exception) -> int:
+    """Bad input: one ``error:`` line on stderr, exit code 2."""
+    print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``error:`` line (exit 2) like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _stored_settings(settings, args: argparse.Namespace, space):
+    """On ``--resume`` the sweep continues with the settings and the space it started with
+    (sweep.json). A different ``--mlflow-uri`` would split the sweep across stores and a
+    different ``--space`` would be silently ignored by the restored searcher: both refused."""
     import dataclasses
 
     from snnsearch.tuning import _storage
     from snnsearch.tuning.run import SETTINGS_FILE
     from snnsearch.tuning.settings import SweepSettings
+    from snnsearch.tuning.space import parse_space
+    from snnsearch.tuning.space_checks import space_diff
 
     if args.name is None:
         raise ValueError("--resume needs --name (and --storage) of the sweep to continue")
@@ -141,6 +185,17 @@ def _stored_settings(settings, args: argparse.Namespace):
             f"--resume: sweep logs to {stored['mlflow_uri']}, not {settings.mlflow_uri}; "
             "drop --mlflow-uri or pass the original"
         )
+    if "space" in stored:
+        stored_space = parse_space(stored["space"], source=str(stored.get("space_path")),
+                                   default_experiment=space.experiment)
+        if args.space is not None:
+            differ = space_diff(stored["space"], space.to_dict())
+            if differ:
+                raise ValueError(
+                    f"--resume: --space {args.space} differs from the sweep's space "
+                    f"({stored.get('space_path')}) in {', '.join(differ[:8])}; drop --space to "
+                    "resume with the stored one, or start a new sweep (--name)")
+        space = stored_space
     fields = {f.name for f in dataclasses.fields(SweepSettings)}
     kept = {k: v for k, v in stored.items() if k in fields}
     kept["objectives"] = tuple(tuple(o) for o in kept.get("objectives", ()))
@@ -148,4 +203,4 @@ def _stored_settings(settings, args: argparse.Namespace):
     if kept.get("pareto_ref") is not None:
         kept["pareto_ref"] = tuple(kept["pareto_ref"])
     return SweepSettings(**{**kept, "resume": True, "storage": settings.storage,
-                            "name": settings.name})
+                            "name": settings.name}), space

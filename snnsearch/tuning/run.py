@@ -16,12 +16,22 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.tuning import _storage
+from snnsearch.tuning import _storage, state_hmac
 from snnsearch.tuning import mlflow_logging as M
 from snnsearch.tuning._lock import SweepLock
 from snnsearch.tuning.grid import CELL_KEY, strip_cell
+from snnsearch.tuning.interrupts import (
+    INTERRUPTED,
+    StopForwarder,
+    SweepInterrupted,
+    close_children,
+    resume_command,
+    stop_on_signals,
+    unfinished,
+)
 from snnsearch.tuning.preflight import (
     TOKEN_HINT,
+    check_cluster_fits,
     check_listening,
     check_trial_inputs,
     preflight,
@@ -30,7 +40,7 @@ from snnsearch.tuning.schedulers import SchedulerSettings, build_scheduler
 from snnsearch.tuning.searchers import build_searcher
 from snnsearch.tuning.settings import SweepSettings, trial_fixed
 from snnsearch.tuning.space import SearchSpace
-from snnsearch.tuning.summary import format_summary, summarize
+from snnsearch.tuning.summary import STOPPED, format_summary, summarize
 from snnsearch.tuning.warm_start import WarmStart, add_to_study, load_warm_start
 
 if TYPE_CHECKING:
@@ -309,7 +319,10 @@ def _run_locked(
 ) -> SweepOutcome:
     sweep_dir = settings.sweep_dir
     _check_state_exists(settings)  # again under the lock: another driver may have just finished
+    if settings.resume:  # before anything unpickles the stored state
+        state_hmac.verify(sweep_dir, name=settings.name)
     connect_ray()
+    check_cluster_fits(settings)
     parent = M.SweepParentRun(tracking_uri=settings.mlflow_uri, experiment=settings.experiment)
     parent_id = M.read_parent_id(sweep_dir) if settings.resume else None
     parent_id = parent.start(
@@ -321,9 +334,10 @@ def _run_locked(
             tuner = restore_tuner(settings, trainable)
         else:
             M.write_parent_id(sweep_dir, parent_id)
-            _storage.write_text(
-                _storage.join(sweep_dir, SETTINGS_FILE), M.dump_json(settings.to_dict())
-            )
+            # The space is stored too: --resume compares it with the one given.
+            # Not sorted: the order of the space's parameters is meaningful (``when``).
+            _storage.write_text(_storage.join(sweep_dir, SETTINGS_FILE), json.dumps(
+                {**settings.to_dict(), "space": space.to_dict()}, indent=2, default=str))
             _save_space(sweep_dir, space.with_fixed(trial_fixed(space, settings)))
             callback = M.NestedMlflowCallback(
                 tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
@@ -331,18 +345,27 @@ def _run_locked(
                 key_metrics=M.key_metric_names(
                     [settings.metric, *(m for m, _ in settings.objectives)]),
             )
-            tuner = build_tuner(settings, space, trainable=trainable, callbacks=[callback],
-                                warm=warm)
+            signer = state_hmac.StateSigner(sweep_dir=sweep_dir, name=settings.name)
+            tuner = build_tuner(settings, space, trainable=trainable,
+                                callbacks=[callback, signer, StopForwarder()], warm=warm)
             if warm is not None:
                 print(f"warm start: {len(warm.trials)} completed trials of {warm.source} "
                       f"({warm.skipped} skipped: outside this space or without a value)")
-        with _table_console():
+        state_hmac.sign(sweep_dir, name=settings.name)  # tuner.pkl, written by the Tuner
+        with _table_console(), stop_on_signals() as stop:
             results = tuner.fit()
-        repeat_rows = _repeats(settings, trainable, parent, parent_id, results)
+        state_hmac.sign(sweep_dir, name=settings.name)  # the final snapshot
+        repeat_rows = [] if stop.signum is not None else _repeats(
+            settings, trainable, parent, parent_id, results)
     except BaseException as err:
         parent.fail(parent_id, f"{type(err).__name__}: {err}")
         raise
     searched = space.with_fixed(trial_fixed(space, settings)).searched_keys()
+    if stop.signum is not None:
+        cut = unfinished(results)
+        outcome = _finish(settings, parent, parent_id, results, searched, interrupted=cut)
+        raise SweepInterrupted(stop.signum, outcome,
+                               resume_command(settings.storage, settings.name))
     outcome = _finish(settings, parent, parent_id, results, searched, repeat_rows)
     if space.report is not None:
         from snnsearch.reporting.compare import compare_rows
@@ -413,12 +436,19 @@ def _check_state_exists(settings: SweepSettings) -> None:
 def _finish(
     settings: SweepSettings, parent: M.SweepParentRun, parent_id: str,
     results: tune.ResultGrid, searched: Sequence[str],
-    repeat_rows: Sequence[dict[str, Any]] = (),
+    repeat_rows: Sequence[dict[str, Any]] = (), interrupted: Sequence[str] | None = None,
 ) -> SweepOutcome:
+    """Table, summary, report and parent-run close. ``interrupted``: ids of the trials a signal
+    cut (the sweep was interrupted; None: it ran to the end)."""
     from snnsearch.reporting import sweep_end
     from snnsearch.reporting.results import rows_from_results, write_table
 
     rows = rows_from_results(results, metric=settings.metric, mode=settings.mode)
+    for row in rows:  # cut trials read as "stopped early"; a finished or errored one stays so
+        if interrupted and row["trial_id"] in interrupted and row["status"] == STOPPED:
+            row["status"] = INTERRUPTED
+    if interrupted is not None:
+        interrupted = [r["trial_id"] for r in rows if r["status"] == INTERRUPTED]
     table_path = write_table(rows, settings.sweep_dir)
     sweep_end.save_history(results, rows, settings.sweep_dir)
     summary = summarize(
@@ -442,6 +472,10 @@ def _finish(
         parent.finish(parent_id, summary=summary, text=text, files=files,
                       description=sweep_end.description(report, text))
         sweep_end.log_report(report, settings.sweep_dir, client=parent.client, run_id=parent_id)
+        if interrupted is not None:
+            close_children(settings.mlflow_uri, parent_id, interrupted)
+            parent.client.set_tag(parent_id, M.STATUS_TAG, INTERRUPTED)
+            parent.client.set_terminated(parent_id, status="KILLED")
     except Exception as err:  # noqa: BLE001 - MLflow down at the end must not cost the results
         log.warning("MLflow unreachable at the end of the sweep (%s: %s); the summary is printed "
                     "and every trial is in %s", type(err).__name__, str(err)[:200], table_path)

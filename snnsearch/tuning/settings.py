@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "warm_start": None,
 }
 
+# Config keys holding file or folder paths (made absolute on the driver, see trial_fixed).
+PATH_KEYS = ("data_dir", "train_split", "val_split", "gt_path")
 SILENCE_OPTIONS = frozenset({"silent_below", "saturated_above", "max_silent_fraction"})
 
 
@@ -179,18 +182,19 @@ def resolve_settings(
     objectives = parse_objectives(merged["objectives"])
     _check_objectives(objectives, str(merged["metric"]), str(merged["mode"]))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    storage = _storage.normalize(merged.get("storage") or "~/ray_results")
     default_name = f"{task}{'-smoke' if smoke else ''}-{stamp}"
     name = _storage.check_name(str(merged.get("name") or default_name))
     return SweepSettings(
         task=task,
         space_path=space.source,
         name=name,
-        storage=_storage.normalize(merged.get("storage") or "~/ray_results"),
-        mlflow_uri=normalize_tracking_uri(merged.get("mlflow_uri")),
+        storage=storage,
+        mlflow_uri=normalize_tracking_uri(merged.get("mlflow_uri"), storage),
         experiment=space.experiment,
         resume=bool(merged.get("resume", False)),
         smoke=smoke,
-        data_dir=merged.get("data_dir"),
+        data_dir=_absolute(merged.get("data_dir")),
         metric=str(merged["metric"]),
         mode=str(merged["mode"]),
         samples=int(merged["samples"]),
@@ -236,6 +240,13 @@ def _constraints(specs: Any) -> tuple[str, ...]:
     if isinstance(specs, str):
         specs = [specs]
     return tuple(str(c) for c in parse_constraints(list(specs or ())))
+
+
+def _absolute(path: str | None) -> str | None:
+    """A local path made absolute (trials and ``--resume`` may run in another directory)."""
+    if not path or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def _check_objectives(objectives: tuple[tuple[str, str], ...], metric: str, mode: str) -> None:
@@ -295,18 +306,32 @@ def parse_objectives(spec: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def normalize_tracking_uri(uri: str | None) -> str:
+def normalize_tracking_uri(uri: str | None, storage: str | None = None) -> str:
     """``--mlflow-uri`` > ``MLFLOW_TRACKING_URI`` > ``sqlite:///mlflow.db``; sqlite made absolute.
 
-    The absolute path matters under ``ray job submit``: the job's working directory is not the
-    submitter's, and a relative sqlite file would silently land somewhere else.
+    A relative sqlite path is resolved against the sweep storage (``--storage``), not the
+    working directory: under ``ray job submit`` that directory is Ray's temporary unpacked
+    working-dir package, deleted with the job, and the runs would vanish with it. With a
+    remote storage (s3://) there is no local folder to put it in, so it is refused.
+
+    Args:
+        uri: the given URI (None: environment, then the default).
+        storage: normalised ``--storage`` (None: resolve against the working directory).
     """
-    import os
 
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        uri = prefix + os.path.abspath(uri[len(prefix):])
+        relative = uri[len(prefix):]
+        if storage is not None and _storage.is_uri(storage):
+            where = ("inside a Ray job" if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+                     else f"with --storage {storage}")
+            raise ValueError(
+                f"--mlflow-uri {uri} is a relative sqlite path, which has no safe place "
+                f"{where}; pass an absolute sqlite:////path/mlflow.db on shared disk or "
+                "http://<mlflow server>")
+        base = storage if storage is not None else os.getcwd()
+        uri = prefix + os.path.abspath(os.path.join(base, relative))
     if "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
         # The URI is logged (MLflow params, sweep.json, console); credentials must not ride in it.
         raise ValueError(
@@ -330,4 +355,10 @@ def trial_fixed(space: SearchSpace, settings: SweepSettings) -> dict[str, Any]:
         fixed["seed"] = settings.seed
     if settings.data_dir is not None:
         fixed["data_dir"] = settings.data_dir
+    # Trials run in their own working directory (Ray's trial folder), so a relative path would
+    # name a file there, and errors would name that temporary copy instead of the user's file.
+    for key in PATH_KEYS:
+        value = fixed.get(key)
+        if isinstance(value, str) and value and value != "auto" and "://" not in value:
+            fixed[key] = os.path.abspath(os.path.expanduser(value))
     return fixed

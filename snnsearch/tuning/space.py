@@ -232,10 +232,17 @@ def load_space(path: str | Path) -> SearchSpace:
     path = Path(path)
     if not path.is_file():
         raise SpaceError(f"{path}: no such search-space file (see search_spaces/*.yaml)")
+    from snnsearch.tuning.safe_yaml import YamlLimitError, load_limited
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_limited(path)
     except yaml.YAMLError as err:
         raise SpaceError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    except YamlLimitError as err:
+        raise SpaceError(str(err)) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpaceError(f"{path}: unreadable ({type(err).__name__}: {err}); pass a YAML "
+                         "text file") from None
     return parse_space(data, source=str(path), default_experiment=path.stem)
 
 

@@ -18,7 +18,8 @@ STOPPED = "stopped early"
 ERRORED = "errored"
 SILENT = "silent"  # = snnsearch.tuning.silence.SILENT (not imported: that module imports Ray)
 SATURATED = "saturated"
-STATUSES = (COMPLETED, STOPPED, SILENT, SATURATED, ERRORED)
+INTERRUPTED = "interrupted"  # = snnsearch.tuning.interrupts.INTERRUPTED: Ctrl-C/SIGTERM, resumable
+STATUSES = (COMPLETED, STOPPED, SILENT, SATURATED, ERRORED, INTERRUPTED)
 
 
 def trial_status(
@@ -77,19 +78,30 @@ def summarize(
         "best_params": {k: v for k, v in (_strip(best, "config/") if best else {}).items()
                         if k in searched},
         "best_last_metrics": _strip(best, "last/") if best else {},
+        "error_groups": error_groups(rows),
     }
+
+
+def error_groups(rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """``[[last error line, count], ...]`` of the errored trials, most frequent first: twenty
+    trials failing on one bad file are one line with ×20, not twenty tracebacks."""
+    counts = Counter(str(r.get("error") or "no error message") for r in rows
+                     if r.get("status") == ERRORED)
+    return [[line, n] for line, n in counts.most_common()]
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
     """Human-readable multi-line summary for the console and the MLflow parent run."""
     # Silent/saturated only when they happened (sweeps without silence pruning never have them).
     counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items()
-                       if n or s not in (SILENT, SATURATED))
+                       if n or s not in (SILENT, SATURATED, INTERRUPTED))
     lines = [
         f"Sweep summary: {summary['trials']} trials ({counts})",
         (f"  total trial time {summary['total_trial_time_s']:.1f} s, "
          f"GPU-hours {summary['gpu_hours']:.3f}"),
     ]
+    for line, n in summary.get("error_groups") or []:
+        lines.append(f"  errored {n}x: {line}")
     if summary["best_trial_id"] is None:
         lines.append(f"  no trial reported {summary['metric']}")
         return "\n".join(lines)

@@ -66,7 +66,8 @@ def _unsafe_calls(path: Path) -> list[tuple[int, str, str]]:
 
     def visit(node: ast.AST, func: str) -> None:
         for child in ast.iter_child_nodes(node):
-            name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else func
+            is_def = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            name = child.name if is_def else func
             if isinstance(child, ast.Call):
                 call = _describe(child)
                 if call:

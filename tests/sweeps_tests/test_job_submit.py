@@ -1,16 +1,14 @@
-"""``ray job submit -- python sweeps/mnist.py --smoke ...`` against a Ray head this test starts
-on loopback with token authentication; the job's runs reach MLflow. (Two trials: the smoke
-sweeps themselves, ASHA included, are tested in-process in test_smoke_sweeps.py.)
-
-The head runs ``ray start --head --block`` in its own session with its own ``--temp-dir`` and
-explicit free ports, and is stopped through that process (``--block`` tears down what it
-started) and its process group; never ``ray stop``, which would kill other users' clusters.
-"""
+"""``ray job submit --working-dir . -- python sweeps/mnist.py --smoke ...`` against a Ray head
+this test starts on loopback with token authentication: the job's runs reach MLflow, and the
+default relative sqlite URI lands in the sweep storage, not in the job's temporary working
+directory. (Two trials: the smoke sweeps themselves, ASHA included, are tested in-process in
+test_smoke_sweeps.py.)"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -53,13 +51,13 @@ def _wait_for_jobs_api(address: str, env: dict, head: subprocess.Popen, log: Pat
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_job_submit_smoke_sweep(
-    tmp_path: Path, mlflow_uri: str, data_root: Path
-) -> None:
+def test_ray_job_submit_smoke_sweep(tmp_path: Path, data_root: Path) -> None:
     temp_dir = Path(f"/tmp/snn_job_{secrets.token_hex(4)}")  # short: Ray's socket paths ≤ 107
+    kept_uri = f"sqlite:///{tmp_path / 'ray' / 'mlflow.db'}"
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     env.pop("RAY_ADDRESS", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
     gcs, dashboard = free_port(), free_port()
     address = f"http://127.0.0.1:{dashboard}"
     log = tmp_path / "head.log"
@@ -72,23 +70,28 @@ def test_ray_job_submit_smoke_sweep(
         refused = subprocess.run(["ray", "job", "list", "--address", address], env=no_token,
                                  capture_output=True, text=True, timeout=60, check=False)
         assert refused.returncode != 0  # the head really enforces the token
-        sweep = ["python", str(REPO / "sweeps" / "mnist.py"), "--smoke", "--samples", "2",
+        # The README's command: the job runs in Ray's temporary copy of --working-dir, and the
+        # tracking URI is the default relative sqlite one, which must land in the storage.
+        sweep = ["python", "sweeps/mnist.py", "--smoke", "--samples", "2",
                  "--storage", str(tmp_path / "ray"), "--name", "job-mnist",
-                 "--mlflow-uri", mlflow_uri, "--data-dir", str(data_root)]
-        job = subprocess.run(["ray", "job", "submit", "--address", address, "--", *sweep],
+                 "--mlflow-uri", "sqlite:///mlflow.db", "--data-dir", str(data_root)]
+        job = subprocess.run(["ray", "job", "submit", "--address", address, "--working-dir",
+                              str(REPO), "--", *sweep],
                              env=env, capture_output=True, text=True, timeout=420, check=False)
         output = job.stdout + job.stderr
         assert job.returncode == 0 and "succeeded" in output, output[-4000:]
         assert "Sweep summary:" in output
+        assert f"MLflow {kept_uri}" in output  # the absolute URI, printed at the start
     finally:
         stop_ray_head(head)
         for pid in pids_with_arg(str(temp_dir)):  # anything of this head that outlived it
             os.kill(pid, 9)
+        shutil.rmtree(temp_dir, ignore_errors=True)  # the head's session folder: nothing in /tmp
 
     sweep_dir = tmp_path / "ray" / "job-mnist"
     table = pd.read_parquet(sweep_dir / "trials.parquet")
     assert len(table) == 2 and (table["status"] != "errored").all()
     parent_id = (sweep_dir / M.PARENT_ID_FILE).read_text().strip()
-    parents, children = sweep_runs(mlflow_uri, parent_run_id=parent_id)
+    parents, children = sweep_runs(kept_uri, parent_run_id=parent_id)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 2
     assert all({"val_acc", "energy_mj", "epoch_time_s"} <= set(c.data.metrics) for c in children)
