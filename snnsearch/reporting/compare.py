@@ -15,6 +15,7 @@ rebuilt at any time from a finished or interrupted sweep.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
+    from snnsearch.reporting.page import Section
     from snnsearch.tuning.space import SearchSpace
 
 COMPARE_FILE = "compare.md"
@@ -262,12 +264,17 @@ def space_of_sweep(sweep_dir: str, space_path: str | None = None) -> SearchSpace
     Raises:
         ValueError: no ``sweep.json`` and no ``space_path``.
     """
-    from snnsearch.tuning.space import load_space
-
     settings_file = Path(sweep_dir) / "sweep.json"
     saved: dict[str, Any] = (
         json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     )
+    return _space_of_settings(saved, space_path, sweep_dir)
+
+
+def _space_of_settings(saved: dict[str, Any], space_path: str | None, sweep_dir: str
+                       ) -> SearchSpace:
+    from snnsearch.tuning.space import load_space
+
     path = space_path or saved.get("space_path")
     if not path:
         raise ValueError(f"{sweep_dir}: no sweep.json naming the space; pass --space")
@@ -277,6 +284,35 @@ def space_of_sweep(sweep_dir: str, space_path: str | None = None) -> SearchSpace
         path = str(repo_relative) if repo_relative.is_file() else path
     space = load_space(path)
     return space.for_smoke() if saved.get("smoke") else space
+
+
+def report_section(table: pd.DataFrame, settings: dict[str, Any]) -> Section | None:
+    """The comparison as a section of the HTML sweep report (``reporting/sweep_report.py``);
+    None for a sweep that is not a report grid or whose space file cannot be read."""
+    from snnsearch.reporting.page import Section, Table
+    from snnsearch.tuning.space import SpaceError
+
+    if f"config/{CELL_KEY}" not in table:
+        return None
+    try:
+        space = _space_of_settings(settings, None, str(settings.get("name", "")))
+        cells = compare(table, space)
+    except (SpaceError, ValueError, OSError):
+        return None
+    assert space.report is not None
+    metrics = Table(["cell", "metric", "report", "ours (mean ± std)", "n", "ours − report"], [
+        [c.cell.label, r.metric.label or r.metric.name, _fmt(r.expected, r.metric),
+         _fmt_stat(r.ours, r.metric), r.ours.n, _fmt_diff(r.diff, r.metric)]
+        for c in cells for r in c.rows])
+    cost = Table(["cell", "train time per trial (ours)", "train time (report)",
+                  "energy mJ/image (ours)", "ours with memory", "energy mJ/image (report)"], [
+        [c.cell.label, _fmt_time(c.time_s.mean), c.cell.expected.get("train_time_h"),
+         _fmt_energy(c.energy_mj), _fmt_energy(c.memory_mj), c.cell.expected.get("energy_mj")]
+        for c in cells])
+    sec = Section("compare", space.report.title).table(metrics).table(cost)
+    if space.report.energy:
+        sec.text(f"<span class=note>Energy protocol: {html.escape(space.report.energy)}</span>")
+    return sec
 
 
 def compare_main(table: pd.DataFrame, sweep_dir: str, *, space_path: str | None = None) -> int:

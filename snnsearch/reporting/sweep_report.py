@@ -110,6 +110,11 @@ def write_report(
         _best_section(table, best, metric, mode, order),
         _importance_section(found),
     ]
+    from snnsearch.reporting.compare import report_section
+
+    compared = report_section(table, settings)  # report grids: the report's numbers beside ours
+    if compared is not None:
+        sections.insert(0, compared)
     front_sec, front = _front_section(table, history, metric, mode, objectives, settings)
     sections.append(front_sec)
     if repeats is not None and not repeats.empty:

@@ -121,3 +121,18 @@ def test_report_compare_refuses_a_search_sweep(tmp_path: Path,
     assert report_main([str(sweep), "--compare"]) == 2
     assert "not a report grid" in capsys.readouterr().err
     assert not (sweep / COMPARE_FILE).exists()
+
+
+def test_html_sweep_report_section() -> None:
+    from snnsearch.reporting.compare import report_section
+    from snnsearch.reporting.page import to_html
+
+    settings = {"space_path": str(TABLE1), "smoke": False, "name": "t1"}
+    section = report_section(pd.DataFrame(RECORDED), settings)
+    assert section is not None and section.id == "compare"
+    metrics = section.blocks[0]
+    assert ["FC-SNN single layer, LIF τ=2", "test acc", "86.90 %", "89.00 ± 1.00 %", 3,
+            "+2.10 pp"] in metrics.rows
+    assert "89.00 ± 1.00 %" in to_html("t", "", [section])
+    assert report_section(pd.DataFrame([{"trial_id": "a", "status": "completed"}]),
+                          settings) is None  # not a grid sweep
