@@ -189,7 +189,8 @@ def build_tuner(
         name=settings.name,
         storage_path=settings.storage,
         # Ray does not snapshot scheduler state; this callback does (ASHA rungs survive resume).
-        callbacks=[*callbacks, SchedulerStateCallback(scheduler)],
+        # Before the state signer (tuning/state_hmac.py), so its file is signed with the snapshot.
+        callbacks=[SchedulerStateCallback(scheduler), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         # The latest per trial by default: resume needs only it, figures are in MLflow.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
