@@ -9,8 +9,9 @@ which the interrupted sweep would have stopped it; Ray users report this as lost
 
 :class:`SchedulerStateCallback` closes the gap. Tune calls every callback's ``get_state`` while it
 writes a snapshot into the driver's staging folder, after the trial states and the searcher state
-and before the upload to the storage; this callback then writes the scheduler's attributes to
-``scheduler-state.pkl`` there (atomically) and returns None. It must come before
+and before the upload to the storage; this callback then writes the scheduler's rung state as JSON to
+``scheduler-state.json`` there (atomically; JSON, not pickle, so loading it runs no code) and
+returns None. It must come before
 :class:`~snnsearch.tuning.state_hmac.StateSigner` in the callback list, so the file is signed
 with the snapshot it matches, and ``--resume`` verifies it with the other state files before
 anything is unpickled. On the first step of a restored sweep (before any result is processed)
@@ -20,29 +21,76 @@ the callback loads the file back into the scheduler it holds; ``tuner.pkl`` pick
 
 from __future__ import annotations
 
-import copy
+import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ray.tune import Callback
 
-__all__ = ["STATE_FILE", "SchedulerStateCallback"]
+__all__ = ["STATE_FILE", "SchedulerStateCallback", "dump_state", "load_state"]
 
 log = logging.getLogger(__name__)
-STATE_FILE = "scheduler-state.pkl"
+STATE_FILE = "scheduler-state.json"
+
+
+def dump_state(scheduler: Any) -> dict[str, Any] | None:
+    """JSON-ready rung state of Ray's ASHA or MO-ASHA; None for stateless schedulers (FIFO)."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    from snnsearch.tuning.moasha import MultiObjectiveASHA
+
+    if isinstance(scheduler, MultiObjectiveASHA):
+        brackets = scheduler._brackets
+        return {
+            "kind": "moasha", "num_stopped": scheduler._num_stopped,
+            "rng": scheduler._rng.bit_generator.state,
+            "trial_info": {t: brackets.index(b) for t, b in scheduler._trial_info.items()},
+            "brackets": [[[m, {t: [float(x) for x in v] for t, v in b.recorded[m].items()}]
+                          for m in b.milestones] for b in brackets],
+        }
+    if isinstance(scheduler, AsyncHyperBandScheduler):
+        brackets = scheduler._brackets
+        return {
+            "kind": "asha", "num_stopped": scheduler._num_stopped,
+            "counter": getattr(scheduler, "_counter", 0),
+            "trial_info": {t: brackets.index(b) for t, b in scheduler._trial_info.items()},
+            "brackets": [[[m, {t: float(v) for t, v in rec.items()}] for m, rec in b._rungs]
+                         for b in brackets],
+        }
+    return None
+
+
+def load_state(scheduler: Any, state: dict[str, Any]) -> None:
+    """Put a :func:`dump_state` state back into a scheduler built with the same settings."""
+    brackets = scheduler._brackets
+    if len(state["brackets"]) != len(brackets):
+        raise ValueError("saved scheduler state has another number of brackets")
+    if state["kind"] == "moasha":
+        for b, rungs in zip(brackets, state["brackets"], strict=True):
+            b.recorded = {float(m): {t: np.asarray(v, dtype=float) for t, v in rec.items()}
+                          for m, rec in rungs}
+            b.milestones = [float(m) for m, _ in rungs]
+        scheduler._rng.bit_generator.state = state["rng"]
+    else:
+        for b, rungs in zip(brackets, state["brackets"], strict=True):
+            b._rungs = [(m, dict(rec)) for m, rec in rungs]
+        scheduler._counter = state.get("counter", 0)
+    scheduler._trial_info = {t: brackets[i] for t, i in state["trial_info"].items()}
+    scheduler._num_stopped = state["num_stopped"]
 
 
 class SchedulerStateCallback(Callback):
-    """Saves ``scheduler.__dict__`` (rungs, trial-to-bracket map, counters, generator) with every
-    experiment snapshot and puts it back when a sweep is restored.
+    """Saves the scheduler's rung state (recorded values per rung, trial-to-bracket map, counters,
+    generator) with every experiment snapshot and puts it back when a sweep is restored.
 
     Args:
-        scheduler: the scheduler passed to ``TuneConfig`` (Ray's ``ASHAScheduler``,
-            :class:`~snnsearch.tuning.moasha.MultiObjectiveASHA`, or any scheduler whose state
-            lives in its attributes).
+        scheduler: the scheduler passed to ``TuneConfig``: Ray's ``ASHAScheduler`` and
+            :class:`~snnsearch.tuning.moasha.MultiObjectiveASHA` have state (see
+            :func:`dump_state`); FIFO has none.
     """
 
     def __init__(self, scheduler: Any) -> None:
@@ -64,9 +112,7 @@ class SchedulerStateCallback(Callback):
         self._checked = True
         data = self._read_saved(storage)
         if data is not None:
-            # Written by this sweep's driver and HMAC-verified with the other state files
-            # before Tuner.restore (tuning/state_hmac.py), like Ray's own pickled state.
-            self.scheduler.__dict__.update(pickle.loads(data))
+            load_state(self.scheduler, json.loads(data))
             log.info("restored the scheduler state saved with the last snapshot")
 
     def _read_saved(self, storage: Any) -> bytes | None:
@@ -83,11 +129,11 @@ class SchedulerStateCallback(Callback):
 
     def get_state(self) -> None:
         """Write the scheduler state beside the snapshot; None: no callback-state file."""
-        if self._staging is None:
+        state = dump_state(self.scheduler)
+        if self._staging is None or state is None:
             return None
         path = Path(self._staging) / STATE_FILE
         tmp = path.with_name(f"tmp-{STATE_FILE}")
-        with open(tmp, "wb") as fh:
-            pickle.dump(copy.deepcopy(self.scheduler.__dict__), fh)
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, path)
         return None
