@@ -48,7 +48,72 @@ def test_shapes_at_every_scale_and_finite_gradients(spec: DepthModelSpec) -> Non
     grads = [p.grad for p in net.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     first_conv = next(m for m in net.encoder.modules() if isinstance(m, torch.nn.Conv2d))
-    assert first_conv.weight.grad.abs().sum() > 0  # the gradient crosses the whole (spiking) trunk
+    assert first_conv.weight.grad.abs().sum() > 0  # reaches the stem (possibly via shortcuts)
+
+
+def _live(net: torch.nn.Module) -> torch.nn.Module:
+    """Non-degenerate BN weights: MS-ResNet zero-initialises each block's last BN, which makes
+    every spiking branch output exactly 0 at initialisation (only the shortcuts carry signal)."""
+    for name, module in net.named_modules():
+        if name.endswith("bn2"):
+            torch.nn.init.constant_(module.weight, 0.5)
+    return net
+
+
+def _encoder_out(spec: DepthModelSpec, live: bool, image: torch.Tensor) -> torch.Tensor:
+    torch.manual_seed(0)
+    net = build_depth_net(spec)
+    if live:
+        _live(net)
+    net.eval()
+    with torch.no_grad():
+        out = net.encoder(image)[-1]
+    functional.reset_net(net)
+    return out
+
+
+@pytest.mark.parametrize("knob", ["T", "D"])
+def test_T_and_D_change_the_encoder_output(knob: str) -> None:
+    image = torch.rand(1, 3, 64, 64)
+    # v_threshold 0.5 = DepthConfig's default (at 1.0 eval-mode layers barely fire at init).
+    lo = DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif", D=1, v_threshold=0.5), T=1)
+    hi = DepthModelSpec(
+        "ms_resnet", 18, NeuronSpec(kind="ilif", D=4 if knob == "D" else 1, v_threshold=0.5),
+        T=4 if knob == "T" else 1,
+    )
+    # Zero-initialised: the spiking branches are inert and the knob changes nothing (up to the
+    # rounding of the mean over T).
+    inert = (_encoder_out(lo, False, image) - _encoder_out(hi, False, image)).abs().max()
+    assert inert < 1e-6, inert
+    a, b = _encoder_out(lo, True, image), _encoder_out(hi, True, image)
+    relative = (a - b).abs().mean() / a.abs().mean()
+    assert relative > 0.05, relative  # measured 0.25 (D) and 0.32 (T)
+
+
+@pytest.mark.parametrize(
+    "neuron", [NeuronSpec(kind="ilif", D=4, v_threshold=0.5), NeuronSpec(kind="lif", v_threshold=0.5)]
+)
+def test_spiking_convs_of_layer1_get_gradients(neuron: NeuronSpec) -> None:
+    """Through the spikes (surrogate gradients), not only through the non-spiking shortcut: with
+    non-degenerate BN weights, and after one optimiser step from the default initialisation."""
+    torch.manual_seed(0)
+    spec = DepthModelSpec("ms_resnet", 18, neuron, T=2, num_scales=1)
+    image = torch.rand(2, 3, 64, 64)
+
+    def layer1_grads(net: torch.nn.Module) -> list[float]:
+        net.zero_grad()
+        functional.reset_net(net)
+        net(image)[0].mean().backward()
+        block = net.encoder.layer1[1]
+        return [float(c.weight.grad.abs().sum()) for c in (block.conv1, block.conv2)]
+
+    inert = build_depth_net(spec)
+    assert layer1_grads(inert) == [0.0, 0.0]  # what the old test could not see
+    assert min(layer1_grads(_live(build_depth_net(spec)))) > 0
+    optimizer = torch.optim.Adam(inert.parameters(), lr=1e-3)
+    layer1_grads(inert)
+    optimizer.step()
+    assert min(layer1_grads(inert)) > 0
 
 
 @pytest.mark.parametrize("D", [1, 2, 4, 8])

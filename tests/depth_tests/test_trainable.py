@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from snnsearch import constants as C
 from snnsearch.depth.config import DepthConfig
@@ -65,25 +66,37 @@ def _finite_metrics(metrics: dict[str, Any]) -> None:
         assert math.isfinite(metrics[key]), key
 
 
-def test_synthetic_run_reports_checkpoints_and_resumes(tmp_path: Path) -> None:
-    config = {**TINY, "data_dir": str(tmp_path / "synth")}
-    first = LocalReporter(tmp_path / "run1")
-    metrics = train_depth(config, first)
+def test_synthetic_run_reports_checkpoints_and_resumes_exactly(tmp_path: Path) -> None:
+    """Two epochs straight vs one epoch, then resumed from its checkpoint: the second epoch's
+    metrics and the final weights are identical (like the classification resume test)."""
+    from snnsearch.training.checkpoint import load_checkpoint
+
+    config = {**TINY, "data_dir": str(tmp_path / "synth"), "epochs": 2}
+    straight = LocalReporter(tmp_path / "run1")
+    metrics = train_depth(config, straight)
     _finite_metrics(metrics)
-    assert metrics[C.EPOCH] == 1 and 0 < metrics[C.ENERGY_MJ]
+    first = straight.history[0]
+    assert first[C.EPOCH] == 1 and 0 < first[C.ENERGY_MJ]
     rates = [k for k in metrics if k.startswith(C.FIRING_RATE_PREFIX)]
     assert len(rates) == 16 and 0 <= metrics[C.OUTPUT_RATE] <= 4  # I-LIF counts go up to D
-    assert (first.checkpoints[0] / "state.pt").is_file()
-    figure = first.checkpoints[0] / "figures" / "depth_predictions.png"
+    assert (straight.checkpoints[0] / "state.pt").is_file()
+    figure = straight.checkpoints[0] / "figures" / "depth_predictions.png"
     assert figure.read_bytes()[:4] == b"\x89PNG"
 
-    resumed = LocalReporter(tmp_path / "run2", resume_from=first.checkpoints[0])
-    train_depth({**config, "epochs": 2}, resumed)
+    resumed = LocalReporter(tmp_path / "run2", resume_from=straight.checkpoints[0])
+    train_depth(config, resumed)
     assert [m[C.EPOCH] for m in resumed.history] == [2]
+    timing = {C.EPOCH_TIME, C.IMAGES_PER_S}
+    for key, value in straight.history[1].items():
+        if key not in timing:
+            assert resumed.history[0][key] == value, key
+    weights_a = load_checkpoint(straight.checkpoints[-1])["model"]
+    weights_b = load_checkpoint(resumed.checkpoints[-1])["model"]
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
-    clash = LocalReporter(tmp_path / "run3", resume_from=first.checkpoints[0])
+    clash = LocalReporter(tmp_path / "run3", resume_from=straight.checkpoints[0])
     with pytest.raises(ValueError, match=r"other model keys: neuron='ilif' \(config 'lif'\)"):
-        train_depth({**config, "neuron": "lif", "epochs": 2}, clash)
+        train_depth({**config, "neuron": "lif"}, clash)
 
 
 def test_kitti_sample_run_with_disjoint_splits(kitti_stereo_root: Path, tmp_path: Path) -> None:
