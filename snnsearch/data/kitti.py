@@ -270,35 +270,62 @@ class KittiRawDataset(Dataset):
 
 
 class GpuAugment(nn.Module):
-    """monodepth2's augmentation, batched on the device: colour jitter (p=0.5) on the network input
-    and a horizontal flip (p=0.5) of the whole triplet.
+    """monodepth2's augmentation, batched on the device: colour jitter (p=0.5; brightness,
+    contrast, saturation ±0.2, hue ±0.1 as torchvision's ``ColorJitter``) on the network input and
+    a horizontal flip (p=0.5) of the whole triplet.
 
     The same jitter parameters are applied to every frame of an item; the loss uses the un-jittered
     (but flipped) frames, as in monodepth2. K is left unchanged on flips (cx ≈ W/2 on KITTI, the
     approximation monodepth2 makes as well). Known poses of flipped items are mirrored too
     (``F T F`` with ``F = diag(-1, 1, 1, 1)``): the flipped frames show the x-mirrored world.
+
+    Why not ``kornia.augmentation.ColorJiggle``: it validates its ranges and reads the sampled
+    order back to the host on every call (≈ 20 device syncs per batch). Here every parameter is
+    sampled on the device and applied with tensor ops (kornia's ``adjust_hue`` for the hue
+    rotation), in the fixed order brightness → contrast → saturation → hue.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, brightness: float = 0.2, contrast: float = 0.2,
+                 saturation: float = 0.2, hue: float = 0.1, p: float = 0.5) -> None:
         super().__init__()
-        import kornia.augmentation as KA  # heavy import kept local
+        self.ranges = (brightness, contrast, saturation, hue)
+        self.p = p
 
-        self.jitter = KA.ColorJiggle(0.2, 0.2, 0.2, 0.1, p=0.5)
+    def jitter(self, frames: torch.Tensor) -> torch.Tensor:
+        """Same random jitter for all frames of an item: ``[B, F, 3, H, W]`` in [0, 1]."""
+        from kornia.enhance import adjust_hue  # heavy import kept local
+
+        b = frames.shape[0]
+        u = torch.rand(5, b, device=frames.device, dtype=frames.dtype)
+        bri, con, sat, hue = (
+            1 + r * (2 * u[i] - 1) if i < 3 else r * (2 * u[i] - 1)
+            for i, r in enumerate(self.ranges)
+        )
+        shape = (b, 1, 1, 1, 1)
+        x = (frames * bri.view(shape)).clamp(0, 1)
+        gray = (0.299 * x[:, :, 0:1] + 0.587 * x[:, :, 1:2] + 0.114 * x[:, :, 2:3])
+        mean = gray.mean(dim=(1, 2, 3, 4), keepdim=True)
+        x = (con.view(shape) * x + (1 - con.view(shape)) * mean).clamp(0, 1)
+        gray = (0.299 * x[:, :, 0:1] + 0.587 * x[:, :, 1:2] + 0.114 * x[:, :, 2:3])
+        x = (sat.view(shape) * x + (1 - sat.view(shape)) * gray).clamp(0, 1)
+        flat = x.flatten(0, 1)
+        angle = (2 * torch.pi * hue).repeat_interleave(frames.shape[1])
+        x = adjust_hue(flat, angle).view_as(x).clamp(0, 1)
+        apply = (u[4] < self.p).view(shape)
+        return torch.where(apply, x, frames)
 
     def forward(
         self, frames: torch.Tensor, poses: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """frames ``[B, F, 3, H, W]`` (and known poses ``[B, F-1, 4, 4]`` or None) →
         (jittered network input, flipped loss targets, flipped poses or None)."""
-        b, f = frames.shape[:2]
+        b = frames.shape[0]
         flip = torch.rand(b, device=frames.device) < 0.5
         frames = torch.where(flip[:, None, None, None, None], frames.flip(-1), frames)
         if poses is not None:
             mirror = torch.diag(poses.new_tensor([-1.0, 1.0, 1.0, 1.0]))
             poses = torch.where(flip[:, None, None, None], mirror @ poses @ mirror, poses)
-        params = self.jitter.forward_parameters(torch.Size((b, 3, *frames.shape[-2:])))
-        jittered = torch.stack([self.jitter(frames[:, i], params=params) for i in range(f)], dim=1)
-        return jittered, frames, poses
+        return self.jitter(frames), frames, poses
 
 
 _DRIVE = re.compile(r"^\d{4}_\d{2}_\d{2}/\d{4}_\d{2}_\d{2}_drive_\d{4}_sync$")

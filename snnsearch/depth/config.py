@@ -12,7 +12,8 @@ from snnsearch.energy.models import check_choice as check_energy_choice
 from snnsearch.layers.neurons import NEURON_KINDS, NeuronSpec
 
 # Keys that change the network: a checkpoint with other values cannot be resumed.
-MODEL_KEYS = ("encoder", "depth", "neuron", "D", "num_scales")
+MODEL_KEYS = ("encoder", "depth", "channels", "neuron", "D", "num_scales", "pose")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,16 @@ class DepthConfig:
     scale and removes the flat-depth-plus-motion solution). ``init_depth`` > 0 sets the disparity
     heads' bias so the untrained net predicts about that many metres (0: monodepth2's ≈ 0.2 m);
     use it with ``pose=known``, whose metric motion needs a plausible starting depth.
+
+    Speed and memory: ``compile`` wraps the depth net in ``torch.compile`` (``compile_backend``:
+    "inductor" generates kernels; "aot_eager" only traces, for quick CPU checks); ``precision`` "bf16"
+    runs forward and loss under bf16 autocast; ``grad_checkpoint`` recomputes each MS-ResNet
+    stage in the backward pass instead of storing its T-step activations (what lets T=20 train
+    at batch 12). ``channels`` is MS-ResNet's stem width (64 = the ImageNet layout; smaller
+    widths make the smoke sweep's checkpoints small). ``num_workers`` -1: DataLoader workers
+    follow the CPUs Ray assigned to the trial (one kept for the training loop), 0 outside Ray.
+    ``energy_images``: validation images the energy estimate averages over (the same ones for
+    every trial).
     """
 
     data: str = "synthetic"
@@ -47,6 +58,7 @@ class DepthConfig:
     width: int = 640
     encoder: str = "ms_resnet"
     depth: int = 18
+    channels: int = 64
     neuron: str = "ilif"
     T: int = 2
     D: int = 4
@@ -70,10 +82,15 @@ class DepthConfig:
     synthetic_width: int = 320
     max_train_items: int = 0
     max_val_items: int = 0
-    num_workers: int = 0
+    num_workers: int = -1
     device: str = "auto"
     energy_model: str = "compute45"
     sram_kb: float = 32.0
+    compile: bool = False
+    compile_backend: str = "inductor"
+    precision: str = "fp32"
+    grad_checkpoint: bool = False
+    energy_images: int = 64
 
     def __post_init__(self) -> None:
         checks = [
@@ -107,6 +124,16 @@ class DepthConfig:
                 ),
             ),
             (self.depth in (18, 34), f"depth must be 18 or 34 (got {self.depth})"),
+            (
+                self.channels in (8, 16, 32, 64) and (self.channels == 64 or self.encoder != "resnet"),
+                f"channels must be 8, 16, 32 or 64, and 64 for encoder=resnet (got {self.channels})",
+            ),
+            (
+                self.precision in PRECISIONS,
+                f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})",
+            ),
+            (self.energy_images >= 1, f"energy_images must be >= 1 (got {self.energy_images})"),
+            (self.num_workers >= -1, f"num_workers must be >= -1 (got {self.num_workers})"),
             (
                 self.neuron in NEURON_KINDS,
                 f"neuron must be one of {', '.join(NEURON_KINDS)} (got {self.neuron!r})",

@@ -1,5 +1,9 @@
 """One training epoch and one validation pass of self-supervised depth (pure functions over the
 models, loader and optimiser; the trainable assembles them).
+
+Neither loop synchronises with the device per batch: losses, firing rates and predictions stay on
+the device and are read once per epoch (a ``float()`` per batch stalls a GPU step on the host).
+``precision="bf16"`` runs forward and loss under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -30,7 +34,18 @@ class LossSettings:
 def _reset(net: nn.Module) -> None:
     from spikingjelly.activation_based import functional
 
-    functional.reset_net(net)
+    # A torch.compile'd net resets through its original module (spikingjelly caches module lists).
+    functional.reset_net(getattr(net, "_orig_mod", net))
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on ``device`` for ``precision="bf16"``, a disabled context for fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def source_poses(
@@ -48,7 +63,7 @@ def source_poses(
 
 def compute_loss(
     depth_net: nn.Module,
-    pose_net: nn.Module,
+    pose_net: nn.Module | None,
     net_input: torch.Tensor,
     frames: torch.Tensor,
     K: torch.Tensor,
@@ -63,54 +78,65 @@ def compute_loss(
     disps = depth_net(net_input[:, 0])
     if known_poses is not None:
         poses = list(known_poses.unbind(1))
+    elif pose_net is None:
+        raise ValueError("batches without known poses need the pose network (pose=net)")
     else:
         poses = source_poses(pose_net, net_input)
     sources = [frames[:, i] for i in range(1, frames.shape[1])]
-    return depth_loss(
-        disps,
-        frames[:, 0],
-        sources,
-        poses,
-        K,
-        smoothness_weight=settings.smoothness,
-        min_depth=settings.min_depth,
-        max_depth=settings.max_depth,
-    )
+    # The loss (warping, SSIM) runs in fp32 even under bf16 autocast: only the networks are cast.
+    with torch.autocast(frames.device.type, enabled=False):
+        return depth_loss(
+            [d.float() for d in disps],
+            frames[:, 0],
+            sources,
+            [p.float() for p in poses],
+            K,
+            smoothness_weight=settings.smoothness,
+            min_depth=settings.min_depth,
+            max_depth=settings.max_depth,
+        )
 
 
 def train_epoch(
     depth_net: nn.Module,
-    pose_net: nn.Module,
+    pose_net: nn.Module | None,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     settings: LossSettings,
     augment: nn.Module | None = None,
+    precision: str = "fp32",
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns mean losses, images/s and seconds."""
+    """One pass over ``loader``; returns mean losses, images/s and seconds.
+
+    ``pose_net`` may be None when every batch carries known poses.
+    """
     depth_net.train()
-    pose_net.train()
-    totals, photos, images = [], [], 0
+    if pose_net is not None:
+        pose_net.train()
+    sums = torch.zeros(2, device=device)  # total, photometric: summed on the device
+    steps, images = 0, 0
     start = time.perf_counter()
     for batch in loader:
-        frames, K = batch.frames.to(device, non_blocking=True), batch.K.to(device)
-        poses = batch.poses.to(device) if batch.poses is not None else None
+        frames = batch.frames.to(device, non_blocking=True)
+        K = batch.K.to(device, non_blocking=True)
+        poses = batch.poses.to(device, non_blocking=True) if batch.poses is not None else None
         net_input = frames
         if augment is not None:
             net_input, frames, poses = augment(frames, poses)
-        loss = compute_loss(depth_net, pose_net, net_input, frames, K, settings, poses)
+        with autocast(device, precision):
+            loss = compute_loss(depth_net, pose_net, net_input, frames, K, settings, poses)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         optimizer.step()
-        totals.append(float(loss.total.detach()))
-        photos.append(float(loss.photometric))
+        sums += torch.stack([loss.total.detach(), loss.photometric.detach()]).float()
+        steps += 1
         images += frames.shape[0]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    total, photometric = (sums / max(steps, 1)).tolist()  # the epoch's one host sync
     seconds = time.perf_counter() - start
     return {
-        "train_loss": float(np.mean(totals)),
-        "photometric_loss": float(np.mean(photos)),
+        "train_loss": total,
+        "photometric_loss": photometric,
         "train_images_per_s": images / seconds,
         "train_seconds": seconds,
     }
@@ -123,18 +149,17 @@ def is_neuron(module: nn.Module) -> bool:
 
 
 @contextmanager
-def firing_monitor(net: nn.Module) -> Iterator[dict[str, list[float]]]:
-    """Records each spiking neuron's mean output (spike rate, or I-LIF count per step) per call."""
-    rates: dict[str, list[float]] = {}
+def firing_monitor(net: nn.Module) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Records each spiking neuron's mean output (spike rate, or I-LIF count per step) per call,
+    as 0-d tensors on the net's device (no host sync; see :func:`mean_rates`)."""
+    rates: dict[str, list[torch.Tensor]] = {}
     handles = []
     for name, module in net.named_modules():
         if is_neuron(module):
             rates[name] = []
             handles.append(
                 module.register_forward_hook(
-                    lambda m, a, out, key=name: rates[key].append(
-                        float(out.detach().float().mean())
-                    )
+                    lambda m, a, out, key=name: rates[key].append(out.detach().float().mean())
                 )
             )
     try:
@@ -144,43 +169,58 @@ def firing_monitor(net: nn.Module) -> Iterator[dict[str, list[float]]]:
             h.remove()
 
 
+def mean_rates(rates: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """Mean of each layer's recorded rates, read from the device in one transfer."""
+    names = [k for k, v in rates.items() if v]
+    if not names:
+        return {}
+    means = torch.stack([torch.stack(rates[k]).mean() for k in names]).tolist()
+    return dict(zip(names, means))
+
+
 @torch.no_grad()
 def validate(
     depth_net: nn.Module,
-    pose_net: nn.Module,
     loader: DataLoader,
     gt_depths: Sequence[np.ndarray],
     device: torch.device,
     settings: LossSettings,
-) -> tuple[DepthErrors, float, dict[str, float]]:
-    """Eigen metrics of the val split, its loss and the mean rate of every neuron layer."""
+    precision: str = "fp32",
+) -> tuple[DepthErrors, float | None, dict[str, float]]:
+    """Eigen metrics of the val split, its loss and the mean rate of every neuron layer.
+
+    One depth forward per batch and no pose network: the Eigen metrics need only the scale-0
+    disparity. The loss (same forward, all scales) needs the camera motion, so it is computed only
+    when the batches carry known poses (``pose=known``); else it is None.
+    """
     depth_net.eval()
-    pose_net.eval()
-    preds: list[np.ndarray] = []
-    losses = []
+    preds: list[torch.Tensor] = []
+    loss_sum, batches = torch.zeros((), device=device), 0
+    known = True
     with firing_monitor(depth_net) as rates:
         for batch in loader:
-            frames: torch.Tensor = batch.frames.to(device)
+            frames: torch.Tensor = batch.frames.to(device, non_blocking=True)
             _reset(depth_net)
-            disp = depth_net(frames[:, 0])[0]
-            scaled, _ = disp_to_depth(disp, settings.min_depth, settings.max_depth)
-            preds += list(scaled[:, 0].float().cpu().numpy())
-            losses.append(
-                float(
-                    compute_loss(
-                        depth_net,
-                        pose_net,
-                        frames,
-                        frames,
-                        batch.K.to(device),
-                        settings,
-                        batch.poses.to(device) if batch.poses is not None else None,
-                    ).total
+            with autocast(device, precision):
+                disps = depth_net(frames[:, 0])
+            scaled, _ = disp_to_depth(disps[0].float(), settings.min_depth, settings.max_depth)
+            preds.append(scaled[:, 0])
+            known = known and batch.poses is not None
+            if known:
+                loss = depth_loss(
+                    [d.float() for d in disps], frames[:, 0],
+                    [frames[:, i] for i in range(1, frames.shape[1])],
+                    list(batch.poses.to(device).unbind(1)), batch.K.to(device),
+                    smoothness_weight=settings.smoothness, min_depth=settings.min_depth,
+                    max_depth=settings.max_depth,
                 )
-            )
+                loss_sum += loss.total
+                batches += 1
     _reset(depth_net)
-    errors = evaluate_disparities(preds, list(gt_depths)[: len(preds)])
-    return errors, float(np.mean(losses)), {k: float(np.mean(v)) for k, v in rates.items() if v}
+    pred_maps = list(torch.cat(preds).cpu().numpy()) if preds else []  # one transfer
+    errors = evaluate_disparities(pred_maps, list(gt_depths)[: len(pred_maps)])
+    val_loss = float(loss_sum) / batches if known and batches else None
+    return errors, val_loss, mean_rates(rates)
 
 
 def collate(samples: Sequence[DepthSample]) -> DepthSample:

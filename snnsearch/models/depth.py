@@ -144,6 +144,8 @@ class DepthModelSpec:
         neuron: spiking neuron (ignored by "resnet").
         T: timesteps (spiking only).
         num_scales: decoder output scales (monodepth2: 4).
+        channels: MS-ResNet stem width (64 = ImageNet layout).
+        grad_checkpoint: activation checkpointing per MS-ResNet stage (not a shape key).
     """
 
     encoder: str = "ms_resnet"
@@ -151,6 +153,8 @@ class DepthModelSpec:
     neuron: NeuronSpec = field(default_factory=lambda: NeuronSpec(kind="ilif", D=4))
     T: int = 2
     num_scales: int = 4
+    channels: int = 64
+    grad_checkpoint: bool = False
 
 
 def build_depth_net(spec: DepthModelSpec, pretrain: str = "none") -> DepthNet:
@@ -158,16 +162,15 @@ def build_depth_net(spec: DepthModelSpec, pretrain: str = "none") -> DepthNet:
 
     Args:
         spec: architecture.
-        pretrain: "none"; "imagenet" (torchvision weights, ANN encoder only);
-            "checkpoint:<path>" (encoder weights from a checkpoint dir or .pt file, any encoder).
+        pretrain: "none"; "imagenet" (torchvision's ResNet weights; for MS-ResNet transferred by
+            name, see ``transfer_resnet``); "checkpoint:<path>" (encoder weights from a checkpoint
+            dir or .pt file, e.g. a spiking ImageNet MS-ResNet in spikingjelly's key layout).
     """
-    encoder = ENCODERS.get(spec.encoder)(depth=spec.depth, neuron=spec.neuron, T=spec.T)
+    encoder = ENCODERS.get(spec.encoder)(
+        depth=spec.depth, neuron=spec.neuron, T=spec.T, channels=spec.channels,
+        grad_checkpoint=spec.grad_checkpoint,
+    )
     if pretrain == "imagenet":
-        if not isinstance(encoder, ResNetEncoder):
-            raise ValueError(
-                "pretrain=imagenet exists only for encoder=resnet; for ms_resnet pretrain it on a "
-                "classification task and use pretrain=checkpoint:<path>"
-            )
         encoder.load_imagenet(spec.depth)
     elif pretrain.startswith("checkpoint:"):
         load_encoder_checkpoint(encoder, pretrain.removeprefix("checkpoint:"))

@@ -12,7 +12,9 @@ output is averaged over T for the (non-spiking) decoder.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ from snnsearch.registry import Registry
 if TYPE_CHECKING:  # torchvision is imported lazily (heavy)
     from torchvision.models import ResNet
 
+log = logging.getLogger(__name__)
 ENCODERS: Registry[Callable[..., nn.Module]] = Registry("depth encoder")
 NUM_CH_ENC = (64, 64, 128, 256, 512)
 DEPTHS = (18, 34)
@@ -55,11 +58,20 @@ class SpikingResNetEncoder(nn.Module):
         depth: 18 or 34.
         neuron: neuron of every spiking site (LIF, I-LIF with D, IF, PLIF; "relu" = ANN twin).
         T: timesteps of the repeated static input.
+        channels: stem width (64: the ImageNet layout; stages have 1, 1, 2, 4, 8 × channels).
+        grad_checkpoint: recompute layer1..layer4 in the backward pass instead of keeping their
+            ``[T, B, C, H, W]`` activations (memory for long T; see :func:`_checkpointed`).
     """
 
-    num_ch_enc = NUM_CH_ENC
-
-    def __init__(self, *, depth: int = 18, neuron: NeuronSpec, T: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        depth: int = 18,
+        neuron: NeuronSpec,
+        T: int = 2,
+        channels: int = 64,
+        grad_checkpoint: bool = False,
+    ) -> None:
         super().__init__()
         from spikingjelly.activation_based.model import ms_resnet  # needs h5py; heavy
 
@@ -67,7 +79,11 @@ class SpikingResNetEncoder(nn.Module):
         if T < 1:
             raise ValueError(f"T must be >= 1 (got {T})")
         factory = ms_resnet.ms_resnet18 if depth == 18 else ms_resnet.ms_resnet34
-        net = factory(T=T, num_classes=1, spiking_neuron=_NeuronFactory(neuron))
+        net = factory(
+            T=T, num_classes=1, spiking_neuron=_NeuronFactory(neuron), base_channels=channels
+        )
+        self.num_ch_enc = (channels, channels, 2 * channels, 4 * channels, 8 * channels)
+        self.grad_checkpoint = grad_checkpoint
         # Keep only the trunk: parameter names stay MS-ResNet's (stem.*, layer1.* …) so a
         # classification checkpoint of the same network loads by name.
         self.stem, self.layer1, self.layer2 = net.stem, net.layer1, net.layer2
@@ -77,15 +93,57 @@ class SpikingResNetEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         x = ((image - _MEAN) / _STD).unsqueeze(0).expand(self.T, *image.shape)
-        feats = []
-        for stage in (self.stem, self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-            feats.append(x)
+        feats = [self.stem(x)]
+        checkpoint = self.grad_checkpoint and torch.is_grad_enabled()
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            feats.append(_checkpointed(stage, feats[-1]) if checkpoint else stage(feats[-1]))
         return [f.mean(0) for f in feats]
+
+    def load_imagenet(self, depth: int) -> list[str]:
+        """torchvision's ImageNet ResNet weights, transferred by name (:func:`transfer_resnet`)."""
+        return transfer_resnet(self, imagenet_state_dict(depth), origin=f"ImageNet resnet{depth}")
 
     @property
     def last_stage(self) -> nn.Module:
         return self.layer4
+
+
+@contextmanager
+def _buffers_kept(module: nn.Module) -> Iterator[None]:
+    saved = [(b, b.clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
+def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``stage(x)`` under activation checkpointing, made exact for stateful spiking neurons.
+
+    Why the wrapper: the backward pass re-runs ``stage``, but spikingjelly neurons keep their
+    membrane potential between calls, so a plain re-run would start from the state the first run
+    left behind and produce other spikes (wrong gradients). Each stage sees the whole T-step
+    sequence in one multi-step call and starts from reset state anyway, so resetting it before
+    every run is exact. The re-run must not update BatchNorm's running statistics a second time,
+    so its buffers are restored afterwards.
+    """
+    from spikingjelly.activation_based import functional
+    from torch.utils.checkpoint import checkpoint
+
+    runs = []
+
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        functional.reset_net(stage)
+        recompute = bool(runs)
+        runs.append(True)
+        if not recompute:
+            return stage(inp)
+        with _buffers_kept(stage):
+            return stage(inp)
+
+    return checkpoint(run, x, use_reentrant=False)
 
 
 def _torchvision_resnet(depth: int) -> ResNet:
@@ -170,14 +228,58 @@ class ResNetEncoder(nn.Module):
         self.load_state_dict(state)
 
 
+def resnet_to_ms_resnet_name(name: str) -> str:
+    """torchvision ResNet parameter name → MS-ResNet's. Only the stem differs (``conv1``/``bn1`` →
+    ``stem.0``/``stem.1``); blocks share ``layerX.Y.{conv1,bn1,conv2,bn2,downsample.0/1}``."""
+    for old, new in (("conv1.", "stem.0."), ("bn1.", "stem.1.")):
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
+
+
+def transfer_resnet(
+    encoder: nn.Module, state: Mapping[str, torch.Tensor], *, origin: str = "ResNet"
+) -> list[str]:
+    """Loads a torchvision ResNet's conv and BN tensors into an MS-ResNet encoder by name; returns
+    (and logs in one line) the encoder tensors that had no counterpart.
+
+    Expected leftovers: ``layer1.0.downsample.*`` (MS-ResNet's layer1 strides 2 where torchvision
+    max-pools, so it needs a projection shortcut that ResNet-18/34 lack) and neuron parameters
+    (PLIF). A shape mismatch (e.g. ``channels`` ≠ 64) is an error, never a silent skip.
+    """
+    own = encoder.state_dict()
+    mapped = {
+        resnet_to_ms_resnet_name(k): v for k, v in state.items() if not k.startswith("fc.")
+    }
+    unused = sorted(k for k in mapped if k not in own)
+    loaded = {}
+    for key, value in mapped.items():
+        if key not in own:
+            continue
+        if value.shape != own[key].shape:
+            raise ValueError(
+                f"{origin} does not fit this encoder: {key} has shape {tuple(value.shape)}, "
+                f"expected {tuple(own[key].shape)} (ImageNet weights need channels=64)"
+            )
+        loaded[key] = value
+    missing = sorted(set(own) - set(loaded))
+    encoder.load_state_dict(loaded, strict=False)
+    log.warning(
+        "%s -> %s: %d tensors loaded; no counterpart (kept at init): %s%s",
+        origin, type(encoder).__name__, len(loaded), ", ".join(missing) or "none",
+        f"; unused: {', '.join(unused)}" if unused else "",
+    )
+    return missing
+
+
 def _strip_prefix(
     state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """Finds the prefix of ``own``'s keys in ``state`` (e.g. ``encoder.`` or ``model.``)."""
+) -> tuple[str, dict[str, torch.Tensor]]:
+    """Finds the prefix of ``own``'s keys in ``state`` (e.g. ``encoder.`` or ``module.``)."""
     ref = next(iter(own))
     for prefix in sorted({k[: -len(ref)] for k in state if k.endswith(ref)}, key=len):
         if all(prefix + k in state for k in own):
-            return {k: state[prefix + k] for k in own}
+            return prefix, {k: state[prefix + k] for k in own}
     missing = ref if not any(k.endswith(ref) for k in state) else "some encoder keys"
     raise ValueError(f"missing {missing!r}")
 
@@ -185,7 +287,9 @@ def _strip_prefix(
 def load_encoder_checkpoint(encoder: nn.Module, path: str | Path) -> None:
     """Initialises ``encoder`` from a checkpoint directory (``state.pt``) or ``.pt`` file.
 
-    Accepts a bare state dict, or one under ``"model"``/``"state_dict"``, with any key prefix.
+    Accepts a bare state dict, or one under ``"model"``/``"state_dict"``, with any key prefix
+    (``module.``, ``encoder.``, ...): in particular spiking ImageNet checkpoints of spikingjelly's
+    ``MSResNet`` (``stem.*``, ``layerX.*``, ``head.*``), whose classifier keys are logged as unused.
     A missing file, missing keys or a shape mismatch is an error (never a silent random init).
     """
     from snnsearch.training.checkpoint import load_checkpoint
@@ -197,7 +301,7 @@ def load_encoder_checkpoint(encoder: nn.Module, path: str | Path) -> None:
     own = encoder.state_dict()
     name = type(encoder).__name__
     try:
-        picked = _strip_prefix(state, own)
+        prefix, picked = _strip_prefix(state, own)
     except ValueError as err:
         raise ValueError(f"checkpoint {path} does not hold a {name} ({err})") from None
     for key, value in picked.items():
@@ -207,3 +311,6 @@ def load_encoder_checkpoint(encoder: nn.Module, path: str | Path) -> None:
                 f"expected {tuple(own[key].shape)}"
             )
     encoder.load_state_dict(picked)
+    unused = sorted(k for k in state if k.removeprefix(prefix) not in picked)
+    log.warning("checkpoint %s -> %s: %d tensors loaded; unused: %s", path, name, len(picked),
+                ", ".join(unused) or "none")

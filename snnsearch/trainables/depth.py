@@ -2,8 +2,10 @@
 
 ``train_depth(config)`` builds everything from a flat config (:class:`DepthConfig`), trains, and
 per epoch reports the losses, the seven Eigen metrics on the val split, epoch time, images/s,
-firing rates and estimated energy per image, together with a checkpoint directory (depth + pose
-nets, optimiser, scheduler, epoch, RNG states, config). ``tune_depth`` is the Ray Tune trainable.
+firing rates and estimated energy per image (averaged over ``energy_images`` validation images),
+together with a checkpoint directory (depth (+ pose) nets, optimiser, scheduler, epoch, RNG
+states, config; ``energy/layers.csv``, the per-layer table). ``tune_depth`` is the Ray Tune
+trainable.
 """
 
 from __future__ import annotations
@@ -21,27 +23,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from snnsearch import constants as C
 from snnsearch.data.kitti import GpuAugment, KittiRawDataset, read_split
-from snnsearch.depth.config import MODEL_KEYS, DepthConfig
+from snnsearch.depth.config import DepthConfig
+from snnsearch.depth.energy import depth_energy
 from snnsearch.depth.engine import LossSettings, collate, train_epoch, validate
 from snnsearch.depth.gt import depth_map, load_gt_depths
 from snnsearch.depth.splits import check_disjoint, resolve
-from snnsearch.energy import (
-    EnergyReport,
-    EnergySummary,
-    energy_summary,
-    estimate_energy,
-    twin_report,
-)
+from snnsearch.depth.state import DepthRun, EpochShuffle, loader_workers
+from snnsearch.energy import EnergyReport, EnergySummary, energy_summary, twin_report
 from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models.depth import (
-    DepthModelSpec,
-    DepthNet,
-    build_depth_net,
-    build_pose_net,
-    set_initial_depth,
-)
+from snnsearch.models.depth import DepthModelSpec, DepthNet, build_depth_net
 from snnsearch.trainables.reporting import LocalReporter, Reporter, report_epoch
-from snnsearch.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 SILENT_RATE = 1e-4  # a neuron layer below this mean rate counts as silent
@@ -106,15 +97,13 @@ def _device(cfg: DepthConfig) -> torch.device:
     return torch.device(cfg.device)
 
 
-def _model_spec(cfg: DepthConfig) -> DepthModelSpec:
-    return DepthModelSpec(cfg.encoder, cfg.depth, cfg.neuron_spec(), cfg.T, cfg.num_scales)
-
-
 def _energy(
-    net: DepthNet, image: torch.Tensor, twin: EnergyReport | None, cfg: DepthConfig
+    net: DepthNet, images: list[torch.Tensor], twin: EnergyReport | None, cfg: DepthConfig
 ) -> EnergySummary:
-    """Every energy model's metrics and the per-layer table for ``image`` (one counted pass)."""
-    report = estimate_energy(net, image, timesteps=net.timesteps, spiking=net.spiking)
+    """Every energy model's metrics and the per-layer table, averaged over ``images`` (the same
+    ``energy_images`` validation images for every epoch and trial: rates vary by image)."""
+    report = depth_energy(net, images, timesteps=net.timesteps, spiking=net.spiking,
+                          batch_size=cfg.batch_size)
     return energy_summary(report, twin=twin, model=cfg.energy_model, sram_kb=cfg.sram_kb)
 
 
@@ -123,7 +112,8 @@ def _twin_counts(cfg: DepthConfig, image: torch.Tensor) -> EnergyReport | None:
     untouched; None when the encoder is already an ANN."""
     if cfg.encoder == "resnet" or cfg.neuron == "relu":
         return None
-    spec = DepthModelSpec(cfg.encoder, cfg.depth, NeuronSpec(kind="relu"), 1, cfg.num_scales)
+    spec = DepthModelSpec(cfg.encoder, cfg.depth, NeuronSpec(kind="relu"), 1, cfg.num_scales,
+                          channels=cfg.channels)
     with torch.random.fork_rng(devices=[]):
         twin = build_depth_net(spec).to(image.device)
     return twin_report(twin, image)
@@ -159,55 +149,25 @@ def _write_prediction_figure(
                            folder / "depth_predictions.png")
 
 
-def _check_resume(saved: dict[str, Any], cfg: DepthConfig, directory: str) -> None:
-    differing = [k for k in MODEL_KEYS if saved.get(k) != getattr(cfg, k)]
-    if differing:
-        raise ValueError(
-            f"checkpoint {directory} was trained with other model keys: "
-            + ", ".join(f"{k}={saved.get(k)!r} (config {getattr(cfg, k)!r})" for k in differing)
-        )
-
-
-class _Run:
-    """The models, optimiser and scheduler of one run, with checkpoint save/restore."""
-
-    def __init__(self, cfg: DepthConfig, device: torch.device) -> None:
-        self.cfg = cfg
-        torch.manual_seed(cfg.seed)
-        self.depth_net = build_depth_net(_model_spec(cfg), cfg.pretrain).to(device)
-        if cfg.init_depth > 0:
-            set_initial_depth(self.depth_net, cfg.init_depth)
-        self.pose_net = build_pose_net(cfg.pretrain if cfg.encoder == "resnet" else "none").to(
-            device
-        )
-        params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.scheduler_step, 0.1)
-        self.epoch = 0
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "model": self.depth_net.state_dict(),
-            "pose": self.pose_net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "epoch": self.epoch,
-            "rng_torch": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "config": self.cfg.as_dict(),
-        }
-
-    def restore(self, directory: str) -> None:
-        state = load_checkpoint(directory)
-        _check_resume(state.get("config", {}), self.cfg, directory)
-        self.depth_net.load_state_dict(state["model"])
-        self.pose_net.load_state_dict(state["pose"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
-        torch.set_rng_state(state["rng_torch"])
-        if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+def _loaders(
+    cfg: DepthConfig, data: DepthData, device: torch.device
+) -> tuple[DataLoader, DataLoader, EpochShuffle]:
+    """Train and val loaders built once: workers follow the trial's CPUs and stay alive across
+    epochs; pinned memory lets the host→GPU copies overlap the step."""
+    workers = loader_workers(cfg.num_workers)
+    common: dict[str, Any] = {
+        "batch_size": cfg.batch_size,
+        "num_workers": workers,
+        "collate_fn": collate,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": workers > 0,
+    }
+    shuffle = EpochShuffle(len(data.train), seed=cfg.seed)
+    return (
+        DataLoader(data.train, sampler=shuffle, **common),
+        DataLoader(data.val, shuffle=False, **common),
+        shuffle,
+    )
 
 
 def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dict[str, Any]:
@@ -221,50 +181,33 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
     reporter = reporter or LocalReporter(tempfile.mkdtemp(prefix="snnsearch_depth_"))
     device = _device(cfg)
     data = build_data(cfg)
-    run = _Run(cfg, device)
+    run = DepthRun(cfg, device)
     restore = reporter.restore_dir()
     if restore is not None:
         run.restore(restore)
     settings = LossSettings(smoothness=cfg.smoothness)
     augment = GpuAugment().to(device) if cfg.augment else None
-    val_loader = DataLoader(
-        data.val,
-        batch_size=cfg.batch_size,
-        shuffle=False,
-        num_workers=cfg.num_workers,
-        collate_fn=collate,
-    )
+    train_loader, val_loader, shuffle = _loaders(cfg, data, device)
+    energy_images = [data.val[i].frames[0] for i in range(min(cfg.energy_images, len(data.val)))]
     metrics: dict[str, Any] = {}
     twin: Any = _UNSET
     while run.epoch < cfg.epochs:
         run.epoch += 1
         start = time.perf_counter()
-        # Shuffle order is a function of (seed, epoch), so a resumed run sees the same batches.
-        loader = DataLoader(
-            data.train,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            drop_last=False,
-            num_workers=cfg.num_workers,
-            collate_fn=collate,
-            generator=torch.Generator().manual_seed(cfg.seed * 1000 + run.epoch),
-        )
-        train = train_epoch(
-            run.depth_net, run.pose_net, loader, run.optimizer, device, settings, augment
-        )
+        shuffle.set_epoch(run.epoch)
+        train = train_epoch(run.forward_net, run.pose_net, train_loader, run.optimizer, device,
+                            settings, augment, cfg.precision)
         run.scheduler.step()
-        errors, val_loss, rates = validate(
-            run.depth_net, run.pose_net, val_loader, data.gt_depths, device, settings
-        )
-        probe = data.val[0].frames[:1].to(device)
+        errors, val_loss, rates = validate(run.forward_net, val_loader, data.gt_depths, device,
+                                           settings, cfg.precision)
         if twin is _UNSET:
-            twin = _twin_counts(cfg, probe)
-        energy = _energy(run.depth_net, probe, twin, cfg)
+            twin = _twin_counts(cfg, energy_images[0][None].to(device))
+        energy = _energy(run.depth_net, energy_images, twin, cfg)
         metrics = {
             C.EPOCH: run.epoch,
             C.TRAIN_LOSS: train["train_loss"],
             C.PHOTOMETRIC_LOSS: train["photometric_loss"],
-            C.VAL_LOSS: val_loss,
+            **({C.VAL_LOSS: val_loss} if val_loss is not None else {}),
             **errors.as_dict(),
             C.EPOCH_TIME: time.perf_counter() - start,
             C.IMAGES_PER_S: train["train_images_per_s"],

@@ -151,8 +151,6 @@ def test_input_size_must_be_multiple_of_32() -> None:
 
 
 def test_pretrain_errors() -> None:
-    with pytest.raises(ValueError, match="only for encoder=resnet"):
-        build_depth_net(DepthModelSpec("ms_resnet"), "imagenet")
     with pytest.raises(FileNotFoundError, match="no_such_dir"):
         build_depth_net(DepthModelSpec("ms_resnet"), "checkpoint:/no_such_dir")
     with pytest.raises(ValueError, match="unknown pretrain"):
@@ -218,3 +216,59 @@ def test_initial_depth_sets_the_untrained_prediction() -> None:
     assert 3.0 < float(depth.median()) < 30.0  # monodepth2's init: ≈ 0.2 m
     with pytest.raises(ValueError, match=r"init_depth must be in \(0.1, 100.0\)"):
         set_initial_depth(net, 500.0)
+
+
+def test_resnet_weights_transfer_into_ms_resnet_tensor_by_tensor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pretrain=imagenet for ms_resnet: every torchvision conv/BN tensor lands on its MS-ResNet
+    counterpart (checked on a torchvision ResNet-18 with random weights: the ImageNet file is not
+    downloadable here), and the one log line names what had none."""
+    import torchvision
+
+    from snnsearch.models.depth_encoders import resnet_to_ms_resnet_name, transfer_resnet
+
+    torch.manual_seed(0)
+    source = torchvision.models.resnet18().state_dict()
+    for value in source.values():
+        if value.is_floating_point():
+            value.normal_()  # distinct values everywhere, BN statistics included
+    encoder = SpikingResNetEncoder(neuron=NeuronSpec(kind="ilif"), T=1)
+    missing = transfer_resnet(encoder, source, origin="test resnet18")
+    own = encoder.state_dict()
+    for key, value in source.items():
+        if key.startswith("fc."):
+            continue
+        assert torch.equal(own[resnet_to_ms_resnet_name(key)], value), key
+    assert resnet_to_ms_resnet_name("conv1.weight") == "stem.0.weight"
+    assert resnet_to_ms_resnet_name("bn1.running_var") == "stem.1.running_var"
+    assert resnet_to_ms_resnet_name("layer2.1.bn1.weight") == "layer2.1.bn1.weight"
+    assert {k.rsplit(".", 1)[0] for k in missing} == {"layer1.0.downsample.0",
+                                                      "layer1.0.downsample.1"}
+    assert "no counterpart (kept at init): layer1.0.downsample.0.weight" in caplog.text
+    narrow = SpikingResNetEncoder(neuron=NeuronSpec(kind="ilif"), T=1, channels=16)
+    with pytest.raises(ValueError, match="stem.0.weight has shape .* need channels=64"):
+        transfer_resnet(narrow, source)
+
+
+def test_spiking_imagenet_checkpoint_in_spikingjelly_layout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """checkpoint:<file> with a spikingjelly MSResNet state dict (ImageNet head, saved by a
+    DistributedDataParallel run: ``module.`` prefix, bare .pth file)."""
+    from spikingjelly.activation_based.model.ms_resnet import ms_resnet18
+
+    torch.manual_seed(1)
+    imagenet_snn = ms_resnet18(T=4, num_classes=1000)
+    state = {f"module.{k}": v for k, v in imagenet_snn.state_dict().items()}
+    for key, value in state.items():
+        if value.is_floating_point():
+            value.normal_()
+    torch.save(state, tmp_path / "ms_resnet18_imagenet.pth")
+    net = build_depth_net(DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif"), 2),
+                          f"checkpoint:{tmp_path / 'ms_resnet18_imagenet.pth'}")
+    own = net.encoder.state_dict()
+    assert len(own) == len(state) - 2
+    for key, value in own.items():
+        assert torch.equal(value, state[f"module.{key}"]), key
+    assert "unused: module.head.bias, module.head.weight" in caplog.text
