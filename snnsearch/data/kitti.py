@@ -16,13 +16,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from snnsearch.data.frame_cache import FrameCache
 
 # monodepth2's side_map: the left/right colour cameras of KITTI's stereo rig.
 SIDE_CAMERA = {"l": "02", "r": "03"}
@@ -53,7 +55,8 @@ class SplitItem:
 class DepthSample(NamedTuple):
     """One training item (a NamedTuple so the default collate batches it field by field).
 
-    frames: ``[F, 3, H, W]`` float in [0, 1], in ``FRAME_IDS`` order.
+    frames: ``[F, 3, H, W]`` uint8, in ``FRAME_IDS`` order (4× less to copy and pin than float;
+        :func:`to_unit` makes them floats in [0, 1] on the device).
     K: ``[4, 4]`` intrinsics scaled to ``H × W`` pixels.
     idx: position in the dataset (``[B]`` after collation), to look up GT.
     poses: ``[F-1, 4, 4]`` known target→source transforms (source frames in ``FRAME_IDS[1:]``
@@ -197,13 +200,23 @@ def scaled_intrinsics(K_norm: np.ndarray | torch.Tensor, height: int, width: int
 
 
 def load_image(path: Path, height: int, width: int) -> torch.Tensor:
-    """``[3, H, W]`` float image; LANCZOS like monodepth2's ``transforms.Resize(ANTIALIAS)``."""
-    if not path.is_file():
-        raise FileNotFoundError(f"KITTI frame not found: {path}")
-    with Image.open(path) as src:
-        img = src.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    """``[3, H, W]`` uint8 image; LANCZOS like monodepth2's ``transforms.Resize(ANTIALIAS)``."""
+    from snnsearch.data.frame_cache import decode
+
+    return torch.from_numpy(decode(str(path), height, width)).permute(2, 0, 1).contiguous()
+
+
+def to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames → float in [0, 1] (float input passes through)."""
+    return frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
+
+
+def frame_paths(
+    root: str | Path, items: Sequence[SplitItem], frame_ids: Sequence[int] = FRAME_IDS,
+    ext: str = ".png",
+) -> list[Path]:
+    """Every image file the items read (targets and neighbours, each once)."""
+    return sorted({image_path(root, i, i.frame + k, ext) for i in items for k in frame_ids})
 
 
 class KittiRawDataset(Dataset):
@@ -218,6 +231,8 @@ class KittiRawDataset(Dataset):
         ext: image extension (monodepth2 often converts to .jpg; raw KITTI is .png).
         known_pose: also return the drives' known camera motion (``poses.txt``, see
             :func:`read_poses`), so training can skip the pose network.
+        cache: a :class:`~snnsearch.data.frame_cache.FrameCache` at this resolution holding the
+            items' frames (None: decode the PNGs on every access).
     """
 
     def __init__(
@@ -230,6 +245,7 @@ class KittiRawDataset(Dataset):
         frame_ids: Sequence[int] = FRAME_IDS,
         ext: str = ".png",
         known_pose: bool = False,
+        cache: FrameCache | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -242,6 +258,9 @@ class KittiRawDataset(Dataset):
         self.height, self.width = height, width
         self.frame_ids = tuple(frame_ids)
         self.ext = ext
+        if cache is not None and (cache.height, cache.width) != (height, width):
+            raise ValueError(f"frame cache is {cache.height}×{cache.width}, not {height}×{width}")
+        self.cache = cache
         self._K = {
             (d, c): normalized_intrinsics(self.root, d, c)
             for d, c in {(i.date, i.camera) for i in self.items}
@@ -254,14 +273,11 @@ class KittiRawDataset(Dataset):
 
     def __getitem__(self, index: int) -> DepthSample:
         item = self.items[index]
-        frames = torch.stack(
-            [
-                load_image(
-                    image_path(self.root, item, item.frame + k, self.ext), self.height, self.width
-                )
-                for k in self.frame_ids
-            ]
-        )
+        paths = [image_path(self.root, item, item.frame + k, self.ext) for k in self.frame_ids]
+        if self.cache is not None:
+            frames = torch.from_numpy(np.stack([self.cache.frame(p) for p in paths]))
+        else:
+            frames = torch.stack([load_image(p, self.height, self.width) for p in paths])
         K = scaled_intrinsics(self._K[item.date, item.camera], self.height, self.width)
         poses = None
         if self._poses is not None:

@@ -46,7 +46,9 @@ class DepthConfig:
     widths make the smoke sweep's checkpoints small). ``num_workers`` -1: DataLoader workers
     follow the CPUs Ray assigned to the trial (one kept for the training loop), 0 outside Ray.
     ``energy_images``: validation images the energy estimate averages over (the same ones for
-    every trial).
+    every trial). ``frame_cache``: where frames decoded at the training resolution are cached
+    ("auto": node-local temp dir for KITTI, inside the generated root for synthetic scenes; a
+    directory; "off": decode PNGs on every access; see ``snnsearch.data.frame_cache``).
     """
 
     data: str = "synthetic"
@@ -91,6 +93,7 @@ class DepthConfig:
     precision: str = "fp32"
     grad_checkpoint: bool = False
     energy_images: int = 64
+    frame_cache: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from snnsearch.data.kitti import FRAME_IDS, DepthSample
+from snnsearch.data.kitti import FRAME_IDS, DepthSample, to_unit
 from snnsearch.depth.eval import DepthErrors, disp_to_depth, evaluate_disparities
 from snnsearch.depth.geometry import transformation_from_parameters
 from snnsearch.depth.losses import DepthLoss, depth_loss
@@ -118,7 +118,7 @@ def train_epoch(
     steps, images = 0, 0
     start = time.perf_counter()
     for batch in loader:
-        frames = batch.frames.to(device, non_blocking=True)
+        frames = to_unit(batch.frames.to(device, non_blocking=True))  # uint8 → float on device
         K = batch.K.to(device, non_blocking=True)
         poses = batch.poses.to(device, non_blocking=True) if batch.poses is not None else None
         net_input = frames
@@ -199,7 +199,7 @@ def validate(
     known = True
     with firing_monitor(depth_net) as rates:
         for batch in loader:
-            frames: torch.Tensor = batch.frames.to(device, non_blocking=True)
+            frames = to_unit(batch.frames.to(device, non_blocking=True))
             _reset(depth_net)
             with autocast(device, precision):
                 disps = depth_net(frames[:, 0])
@@ -223,12 +223,25 @@ def validate(
     return errors, val_loss, mean_rates(rates)
 
 
+def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, written straight into shared memory inside a DataLoader worker (what the
+    default collate does): the batch then reaches the training process without another copy."""
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None:
+        return torch.stack(list(tensors))
+    first = tensors[0]
+    storage = first._typed_storage()._new_shared(len(tensors) * first.numel(), device=first.device)
+    out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(list(tensors), out=out)
+
+
 def collate(samples: Sequence[DepthSample]) -> DepthSample:
     """Stacks samples (explicit so the batch keeps its NamedTuple type)."""
     poses = [s.poses for s in samples]
     return DepthSample(
-        torch.stack([s.frames for s in samples]),
-        torch.stack([s.K for s in samples]),
+        _stack([s.frames for s in samples]),
+        _stack([s.K for s in samples]),
         torch.tensor([int(s.idx) for s in samples]),
-        None if any(p is None for p in poses) else torch.stack(poses),  # type: ignore[arg-type]
+        None if any(p is None for p in poses) else _stack(poses),  # type: ignore[arg-type]
     )

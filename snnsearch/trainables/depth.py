@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from snnsearch import constants as C
-from snnsearch.data.kitti import GpuAugment, KittiRawDataset, read_split
+from snnsearch.data.frame_cache import FrameCache, ensure_cache
+from snnsearch.data.kitti import GpuAugment, KittiRawDataset, frame_paths, read_split, to_unit
 from snnsearch.depth.config import DepthConfig
 from snnsearch.depth.energy import depth_energy
 from snnsearch.depth.engine import LossSettings, collate, train_epoch, validate
@@ -51,8 +52,9 @@ def _items(root: str, split: str, limit: int) -> list:
     return items[:limit] if limit > 0 else items
 
 
-def build_data(cfg: DepthConfig) -> DepthData:
-    """Datasets and val GT for ``cfg`` (synthetic scenes are generated on first use)."""
+def data_sources(cfg: DepthConfig) -> tuple[str, str, str, str]:
+    """(root, train split, val split, GT path) of ``cfg``; synthetic scenes are generated on
+    first use and their "auto" splits are the generator's scene-disjoint files."""
     root, train_split, val_split, gt_path = (
         cfg.data_dir,
         cfg.train_split,
@@ -75,16 +77,36 @@ def build_data(cfg: DepthConfig) -> DepthData:
         train_split = str(synth.train_split) if train_split in ("", "auto") else train_split
         val_split = str(synth.val_split) if val_split in ("", "auto") else val_split
         gt_path = gt_path or str(synth.gt_path)
+    return root, train_split, val_split, gt_path
+
+
+def _frame_cache(cfg: DepthConfig, root: str, items: list) -> FrameCache | None:
+    """The decoded-frame cache of every frame ``items`` read (built once per node)."""
+    if cfg.frame_cache == "off":
+        return None
+    folder = cfg.frame_cache
+    if folder == "auto":
+        folder = str(Path(root) / ".frame_cache") if cfg.data == "synthetic" else ""
+    return ensure_cache(root, frame_paths(root, items), height=cfg.height, width=cfg.width,
+                        cache_dir=folder or None, workers=loader_workers(cfg.num_workers) + 1)
+
+
+def build_data(cfg: DepthConfig) -> DepthData:
+    """Datasets and val GT for ``cfg`` (synthetic scenes are generated on first use)."""
+    root, train_split, val_split, gt_path = data_sources(cfg)
     train_items = _items(root, train_split, cfg.max_train_items)
     val_items = _items(root, val_split, cfg.max_val_items)
     for warning in check_disjoint(train_items, val_items, names=(train_split, val_split)):
         log.warning(warning)
     gt_path = str(resolve(root, gt_path)) if gt_path else ""
     known = cfg.pose == "known"
+    cache = _frame_cache(cfg, root, [*train_items, *val_items])
     train = KittiRawDataset(
-        root, train_items, height=cfg.height, width=cfg.width, known_pose=known
+        root, train_items, height=cfg.height, width=cfg.width, known_pose=known, cache=cache
     )
-    val = KittiRawDataset(root, val_items, height=cfg.height, width=cfg.width, known_pose=known)
+    val = KittiRawDataset(
+        root, val_items, height=cfg.height, width=cfg.width, known_pose=known, cache=cache
+    )
     gts = load_gt_depths(gt_path) if gt_path else [depth_map(root, i) for i in val_items]
     if len(gts) < len(val_items):
         raise ValueError(f"GT file {gt_path} has {len(gts)} maps for {len(val_items)} val items")
@@ -140,7 +162,7 @@ def _write_prediction_figure(
     from snnsearch.reporting.depth_figures import plot_depth_predictions
 
     count = min(count, len(data.val))
-    images = torch.stack([data.val[i].frames[0] for i in range(count)]).to(device)
+    images = to_unit(torch.stack([data.val[i].frames[0] for i in range(count)]).to(device))
     net.eval()
     disparities = net(images)[0]
     _reset(net)
@@ -188,7 +210,9 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
     settings = LossSettings(smoothness=cfg.smoothness)
     augment = GpuAugment().to(device) if cfg.augment else None
     train_loader, val_loader, shuffle = _loaders(cfg, data, device)
-    energy_images = [data.val[i].frames[0] for i in range(min(cfg.energy_images, len(data.val)))]
+    energy_images = [
+        to_unit(data.val[i].frames[0]) for i in range(min(cfg.energy_images, len(data.val)))
+    ]
     metrics: dict[str, Any] = {}
     twin: Any = _UNSET
     while run.epoch < cfg.epochs:

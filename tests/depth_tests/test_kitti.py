@@ -16,6 +16,7 @@ from snnsearch.data.kitti import (
     read_calib_file,
     read_split,
     scan_frames,
+    to_unit,
     write_split,
 )
 from snnsearch.depth.gt import (
@@ -53,8 +54,7 @@ def test_triplets_are_ordered_0_minus1_plus1(kitti_root: Path) -> None:
     items = [SplitItem(DRIVE, 2), SplitItem(DRIVE, 3)]
     ds = KittiRawDataset(kitti_root, items, height=64, width=192)
     a, b = ds[0], ds[1]
-    assert a.frames.shape == (3, 3, 64, 192) and a.frames.dtype == torch.float32
-    assert 0.0 <= a.frames.min() and a.frames.max() <= 1.0
+    assert a.frames.shape == (3, 3, 64, 192) and a.frames.dtype == torch.uint8
     assert torch.equal(a.frames[2], b.frames[0])  # frame 3 is +1 of item 2 and 0 of item 3
     assert torch.equal(b.frames[1], a.frames[0])
     assert not torch.equal(a.frames[0], a.frames[1])
@@ -163,8 +163,9 @@ def test_sides_read_their_own_camera(kitti_stereo_root: Path) -> None:
     ds = KittiRawDataset(kitti_stereo_root, [left, right], height=64, width=192)
     a, b = ds[0], ds[1]
     # image_03 of the fixture holds mirrored copies of image_02: r must read them, all 3 frames.
-    assert not torch.allclose(a.frames, b.frames, atol=0.05)
-    assert torch.allclose(b.frames, a.frames.flip(-1), atol=1.5 / 255)
+    fa, fb = to_unit(a.frames), to_unit(b.frames)
+    assert not torch.allclose(fa, fb, atol=0.05)
+    assert torch.allclose(fb, fa.flip(-1), atol=1.5 / 255)
     K3 = normalized_intrinsics(kitti_stereo_root, "2011_09_26", "03")
     assert torch.allclose(b.K[:3, :3], torch.as_tensor(K3[:3, :3]) * torch.tensor([[192], [64], [1]]))
     with pytest.raises(ValueError, match="unknown side 'x'"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from snnsearch.data.kitti import KittiRawDataset, normalized_intrinsics, read_split
+from snnsearch.data.kitti import KittiRawDataset, normalized_intrinsics, read_split, to_unit
 from snnsearch.data.synthetic_scenes import (
     DATE,
     SyntheticSpec,
@@ -100,7 +100,8 @@ def test_known_poses_and_gt_depth_explain_the_next_frame(synth) -> None:
     assert ahead[2, 3] < 0 < back[2, 3] and torch.allclose(ahead[:3, :3], torch.eye(3))
     assert float(ahead[2, 3]) == pytest.approx(-float(back[2, 3]), rel=1e-5)
     gt = torch.from_numpy(load_gt_depths(synth.gt_path)[0])[None, None]
-    target, source, K = sample.frames[0][None], sample.frames[2][None], sample.K[None]
+    frames = to_unit(sample.frames)
+    target, source, K = frames[0][None], frames[2][None], sample.K[None]
     inner = (slice(None), slice(None), slice(8, -8), slice(16, -16))
     err_true = photometric_error(warp_source(source, gt, ahead[None], K), target)[inner].mean()
     err_flat = photometric_error(

@@ -112,6 +112,7 @@ def test_kitti_sample_run_with_disjoint_splits(kitti_stereo_root: Path, tmp_path
         "train_split": str(files.train),
         "val_split": str(files.val),
         "gt_path": str(files.val_gt),
+        "frame_cache": str(tmp_path / "cache"),
         "height": 64,
         "width": 192,
         "max_train_items": 2,
@@ -130,6 +131,7 @@ def _val_losses(config: dict[str, Any], checkpoint: Path | None = None) -> tuple
     net only, and with a predicted pose its loss needs the pose network too."""
     from torch.utils.data import DataLoader
 
+    from snnsearch.data.kitti import to_unit
     from snnsearch.depth.engine import LossSettings, collate, compute_loss, validate
     from snnsearch.depth.state import DepthRun
     from snnsearch.trainables.depth import build_data
@@ -149,8 +151,9 @@ def _val_losses(config: dict[str, Any], checkpoint: Path | None = None) -> tuple
     with torch.no_grad():
         for batch in loader:
             poses = batch.poses
-            losses.append(float(compute_loss(run.depth_net, run.pose_net, batch.frames,
-                                              batch.frames, batch.K, settings, poses).total))
+            frames = to_unit(batch.frames)
+            losses.append(float(compute_loss(run.depth_net, run.pose_net, frames, frames,
+                                              batch.K, settings, poses).total))
     return errors.abs_rel, float(sum(losses) / len(losses))
 
 

@@ -76,3 +76,30 @@ def test_smoke_sweep(
         written = sum(p.stat().st_size for p in (tmp_path / f"smoke-{task}").rglob("*")
                       if p.is_file())
         assert written <= 150 * 2**20, written / 2**20
+        _evaluate_best_trial_once(tmp_path / f"smoke-{task}", data_dir, mlflow_uri, capsys)
+
+
+def _evaluate_best_trial_once(
+    sweep_dir: Path, data_dir: Path, mlflow_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    """``python -m snnsearch.depth.evaluate``: a test split of frames no trial trained or
+    validated on (frame 0 of each drive) is evaluated with the best checkpoint and logged to its
+    MLflow run; a test split sharing a frame with the val split is refused."""
+    from snnsearch.data.kitti import read_split, write_split
+    from snnsearch.depth.evaluate import main as evaluate
+
+    val = read_split(data_dir / "splits" / "val_files.txt")
+    drives = sorted({i.folder for i in read_split(data_dir / "splits" / "train_files.txt")}
+                    | {i.folder for i in val})
+    test = write_split(sweep_dir.parent / "test_files.txt",
+                       [type(val[0])(d, 0) for d in drives])
+    capsys.readouterr()
+    assert evaluate([str(sweep_dir), "--split", str(test)]) == 0
+    out = capsys.readouterr().out
+    assert "test_abs_rel" in out and "logged to MLflow run" in out
+    run_id = out.strip().rsplit(" ", 1)[-1]
+    logged = M.make_client(mlflow_uri).get_run(run_id).data.metrics
+    assert {"test_abs_rel", "test_a1", "test_rmse"} <= set(logged)
+    leaky = write_split(sweep_dir.parent / "leaky.txt", val[:1])
+    assert evaluate([str(sweep_dir), "--split", str(leaky), "--no-mlflow"]) == 2
+    assert "in both the" in capsys.readouterr().err
