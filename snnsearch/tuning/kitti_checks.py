@@ -34,7 +34,10 @@ def check_kitti(fixed: Mapping[str, Any]) -> None:
     if not root.is_dir():
         raise ValueError(f"--data-dir {root} does not exist or is not a directory; pass the "
                          "KITTI raw root")
-    gt_path = str(fixed.get("gt_path") or "")
+    # Relative split and GT paths are under --data-dir, as the loader reads them.
+    from snnsearch.depth.splits import resolve
+
+    gt_path = str(resolve(root, str(fixed["gt_path"]))) if fixed.get("gt_path") else ""
     train = _items(K, root, str(fixed.get("train_split") or "auto"),
                    int(fixed.get("max_train_items") or 0), "train_split")
     val = _items(K, root, str(fixed.get("val_split") or "auto"),
@@ -62,11 +65,14 @@ def _items(K: Any, root: Path, split: str, limit: int, key: str) -> list:
         items = K.scan_frames(root)
         where = f"{root} (auto split: frames with both neighbours)"
     else:
-        if not Path(split).is_file():
-            raise ValueError(f"{key} file not found: {split}; pass an existing split file or "
-                             "'auto'")
-        items = K.read_split(split)  # a malformed line raises naming file:line
-        where = split
+        from snnsearch.depth.splits import resolve
+
+        path = resolve(root, split)
+        if not path.is_file():
+            raise ValueError(f"{key} file not found: {path}; pass an existing split file "
+                             "(relative paths are under --data-dir)")
+        items = K.read_split(path)  # a malformed line raises naming file:line
+        where = str(path)
     items = items[:limit] if limit > 0 else items
     if not items:
         raise ValueError(f"{key}: no frames in {where}; check --data-dir and the split")

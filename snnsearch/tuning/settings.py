@@ -357,8 +357,11 @@ def trial_fixed(space: SearchSpace, settings: SweepSettings) -> dict[str, Any]:
         fixed["data_dir"] = settings.data_dir
     # Trials run in their own working directory (Ray's trial folder), so a relative path would
     # name a file there, and errors would name that temporary copy instead of the user's file.
+    # Split and GT files given relative are under the data root (a space file can say
+    # splits/train_files.txt whatever --data-dir a cluster uses); data_dir itself under the CWD.
     for key in PATH_KEYS:
         value = fixed.get(key)
         if isinstance(value, str) and value and value != "auto" and "://" not in value:
-            fixed[key] = os.path.abspath(os.path.expanduser(value))
+            base = fixed.get("data_dir") if key != "data_dir" and fixed.get("data_dir") else ""
+            fixed[key] = os.path.abspath(os.path.join(str(base), os.path.expanduser(value)))
     return fixed

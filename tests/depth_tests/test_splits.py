@@ -80,11 +80,12 @@ def test_sweep_refuses_overlapping_splits_before_ray(
     space = tmp_path / "depth.yaml"
     space.write_text(
         "trainable: depth\nexperiment: depth\n"
-        "fixed: {data: kitti, train_split: splits/train.txt, val_split: splits/val.txt}\n"
+        f"fixed: {{data: kitti, train_split: {splits / 'train.txt'}, "
+        f"val_split: {splits / 'val.txt'}}}\n"
         "space: {lr: {float: [1.0e-4, 1.0e-3], log: true}}\n"
         "tune: {metric: abs_rel, mode: min}\n"
     )
-    code = sweep_main("depth", ["--space", str(space), "--data-dir", str(tmp_path),
+    code = sweep_main("depth", ["--space", str(space), "--data-dir", str(kitti_stereo_root),
                                 "--storage", str(tmp_path / "store"), "--name", "s"])
     err = capsys.readouterr().err
     assert code == 2 and "are in both the" in err and len(err.strip().splitlines()) == 1

@@ -143,5 +143,8 @@ def test_relative_config_paths_are_made_absolute(tmp_path: Path,
     settings = resolve_settings(space, task="depth", overrides={"storage": str(tmp_path),
                                                                 "data_dir": "kitti"})
     fixed = trial_fixed(space, settings)
-    assert fixed["gt_path"] == str(tmp_path / "gt.npz") and fixed["val_split"] == "auto"
+    # Split and GT files are under the data root (the depth space says splits/train_files.txt).
+    assert fixed["gt_path"] == str(tmp_path / "kitti" / "gt.npz") and fixed["val_split"] == "auto"
     assert fixed["data_dir"] == str(tmp_path / "kitti")
+    no_root = resolve_settings(space, task="depth", overrides={"storage": str(tmp_path)})
+    assert trial_fixed(space, no_root)["gt_path"] == str(tmp_path / "gt.npz")  # under the CWD
