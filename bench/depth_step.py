@@ -8,6 +8,7 @@ it runs a small setting so the script can be checked anywhere (numbers are then 
     python bench/depth_step.py                 # auto: full size on CUDA, small on CPU
     python bench/depth_step.py --json out.json --steps 20 --warmup 5
     python bench/depth_step.py --cases ann,ilif_t2_d4 --height 96 --width 320 --batch 4
+    python bench/depth_step.py --compile --precision bf16 --grad-checkpoint   # knobs per run
 
 Reference on an H200 (bare spikingjelly loop, measured): ANN 16.6 ms, T=2 D=4 37.7 ms, T=4 LIF
 35.0 ms, T=20 LIF 124.9 ms (25 GB). Target: T=2 D=4 ≤ 1.5× the ANN's step time (stretch 1.3×).
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from snnsearch.depth.engine import LossSettings, compute_loss
+from snnsearch.depth.engine import LossSettings, autocast, compute_loss
 from snnsearch.layers.neurons import NeuronSpec
 from snnsearch.models.depth import DepthModelSpec, build_depth_net, build_pose_net
 
@@ -43,6 +44,9 @@ class StepResult:
     batch: int
     step_ms: float
     peak_mem_gb: float | None
+    compiled: bool = False
+    precision: str = "fp32"
+    grad_checkpoint: bool = False
     ratio_to_ann: float | None = None
 
 
@@ -52,11 +56,16 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_case(
-    name: str, device: torch.device, h: int, w: int, batch: int, steps: int, warmup: int
+    name: str, device: torch.device, h: int, w: int, batch: int, steps: int, warmup: int,
+    *, compiled: bool = False, precision: str = "fp32", grad_checkpoint: bool = False,
 ) -> StepResult:
-    """Median wall time of ``steps`` train steps after ``warmup`` (cudnn autotune, allocator)."""
+    """Median wall time of ``steps`` train steps after ``warmup`` (cudnn autotune, allocator,
+    and the compilation when ``compiled``)."""
+    from dataclasses import replace
+
     torch.manual_seed(0)
-    depth_net = build_depth_net(CASES[name]).to(device)
+    depth_net = build_depth_net(replace(CASES[name], grad_checkpoint=grad_checkpoint)).to(device)
+    forward_net = torch.compile(depth_net) if compiled else depth_net
     pose_net = build_pose_net().to(device)
     params = list(depth_net.parameters()) + list(pose_net.parameters())
     optimizer = torch.optim.Adam(params, lr=1e-4)
@@ -70,7 +79,8 @@ def bench_case(
     for i in range(warmup + steps):
         _sync(device)
         start = time.perf_counter()
-        loss = compute_loss(depth_net, pose_net, frames, frames, K, settings)
+        with autocast(device, precision):
+            loss = compute_loss(forward_net, pose_net, frames, frames, K, settings)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         optimizer.step()
@@ -79,7 +89,8 @@ def bench_case(
             times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     times.sort()
-    return StepResult(name, str(device), h, w, batch, 1e3 * times[len(times) // 2], peak)
+    return StepResult(name, str(device), h, w, batch, 1e3 * times[len(times) // 2], peak,
+                      compiled, precision, grad_checkpoint)
 
 
 def main() -> None:
@@ -98,6 +109,10 @@ def main() -> None:
         "--warmup", type=int, default=-1, help="untimed steps (-1: 5 on CUDA, 1 on CPU)"
     )
     parser.add_argument("--json", default="", help="write the results here")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the depth net")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--grad-checkpoint", action="store_true",
+                        help="activation checkpointing per MS-ResNet stage")
     args = parser.parse_args()
     cuda = torch.cuda.is_available() if args.device == "auto" else args.device.startswith("cuda")
     device = torch.device(("cuda" if args.device == "auto" else args.device) if cuda else "cpu")
@@ -115,7 +130,11 @@ def main() -> None:
         parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
     if cuda:
         torch.backends.cudnn.benchmark = True
-    results = [bench_case(n, device, h, w, batch, steps, warmup) for n in names]
+    results = [
+        bench_case(n, device, h, w, batch, steps, warmup, compiled=args.compile,
+                   precision=args.precision, grad_checkpoint=args.grad_checkpoint)
+        for n in names
+    ]
     ann = next((r.step_ms for r in results if r.case == "ann"), None)
     for r in results:
         r.ratio_to_ann = r.step_ms / ann if ann else None
