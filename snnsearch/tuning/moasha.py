@@ -24,8 +24,8 @@ working ones out.
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -246,14 +246,19 @@ class MultiObjectiveASHA(FIFOScheduler):
         return "\n".join(lines)
 
     def save(self, checkpoint_path: str) -> None:
-        """Pickle the whole state (rungs and generator) like Ray's ASHA."""
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
+        """Write the rung state as JSON (Ray's ASHA pickles; JSON keeps ``restore`` from running
+        code out of a file in the sweep storage)."""
+        from snnsearch.tuning.scheduler_state import dump_state
+
+        with open(checkpoint_path, "w") as fh:
+            json.dump(dump_state(self), fh)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Load a state written by :meth:`save`."""
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
+        """Load a state written by :meth:`save` into a scheduler built with the same settings."""
+        from snnsearch.tuning.scheduler_state import load_state
+
+        with open(checkpoint_path) as fh:
+            load_state(self, json.load(fh))
 
 
 def moasha_from_settings(settings: SchedulerSettings) -> MultiObjectiveASHA:

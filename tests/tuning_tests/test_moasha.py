@@ -154,9 +154,9 @@ def test_save_restore_keeps_rungs_and_generator(tmp_path: Path) -> None:
     a = _sched(seed=11)
     for item in stream[:6]:
         _feed(a, *item)
-    a.save(str(tmp_path / "sched.pkl"))
+    a.save(str(tmp_path / "sched.json"))
     b = _sched(seed=999)
-    b.restore(str(tmp_path / "sched.pkl"))
+    b.restore(str(tmp_path / "sched.json"))
     assert [_feed(a, *x) for x in stream[6:]] == [_feed(b, *x) for x in stream[6:]]
 
 
