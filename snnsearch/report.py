@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from snnsearch.reporting.results import load_table
     from snnsearch.reporting.sweep_report import read_settings, report_sweep_dir
 
-    sweep_dir = Path(args.sweep_dir).expanduser()
+    # Absolute: pyarrow reads the table through a filesystem URI, which a relative path is not.
+    sweep_dir = Path(args.sweep_dir).expanduser().resolve()
     if not sweep_dir.is_dir():
         print(f"error: no such sweep directory: {sweep_dir} (sweeps land in <--storage>/<name>, "
               "default ~/ray_results/<name>)", file=sys.stderr)

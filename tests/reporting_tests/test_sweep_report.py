@@ -59,6 +59,15 @@ def test_report_cli_writes_a_self_contained_page_summary_and_plots(
             "hypervolume.png", "layer_firing_rates.png"} <= plots
 
 
+def test_report_cli_takes_a_relative_sweep_path(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # pyarrow reads the table through a filesystem URI; a relative path once failed there.
+    monkeypatch.chdir(sweep.parent)
+    assert report_main([sweep.name, "--no-plots"]) == 0
+    assert f"{sweep}: " in capsys.readouterr().out
+
+
 def test_report_content_from_the_recorded_table(built: tuple) -> None:
     _, params, report = built
     # Both objectives ranked; importances are a distribution over the searched parameters.
