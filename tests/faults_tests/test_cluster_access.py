@@ -58,9 +58,10 @@ def _token_head(token: str) -> Iterator[str]:
         log.close()
 
 
-def _sweep_cli(tmp: Path, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [sys.executable, str(REPO / "sweeps" / "mnist.py"), "--smoke",
-           "--storage", str(tmp / "ray"), "--name", "access",
+def _sweep_cli(tmp: Path, env: dict[str, str], data_root: Path) -> subprocess.Popen:
+    # Valid data, so the driver's preflight passes and the cluster connection is what fails.
+    cmd = [sys.executable, str(REPO / "sweeps" / "mnist.py"), "--smoke", "--data-dir",
+           str(data_root), "--storage", str(tmp / "ray"), "--name", "access",
            "--mlflow-uri", f"sqlite:///{tmp / 'mlflow.db'}"]
     return subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -78,10 +79,10 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 @pytest.mark.ray
-def test_wrong_cluster_address_fails_fast_with_one_line(tmp_path: Path) -> None:
+def test_wrong_cluster_address_fails_fast_with_one_line(tmp_path: Path, data_root: Path) -> None:
     env = {**_clean_env(tmp_path), "RAY_ADDRESS": f"127.0.0.1:{free_port()}"}
     start = time.monotonic()
-    code, last = _finish(_sweep_cli(tmp_path, env))
+    code, last = _finish(_sweep_cli(tmp_path, env, data_root))
     assert code == 2, last
     assert last.startswith("error:") and env["RAY_ADDRESS"] in last and "RAY_ADDRESS" in last
     assert time.monotonic() - start < 30
@@ -90,7 +91,9 @@ def test_wrong_cluster_address_fails_fast_with_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_missing_or_wrong_ray_token_is_refused_with_one_line(tmp_path: Path) -> None:
+def test_missing_or_wrong_ray_token_is_refused_with_one_line(
+    tmp_path: Path, data_root: Path
+) -> None:
     token = secrets.token_hex(32)
     with _token_head(token) as address:
         home = tmp_path / "home"
@@ -106,8 +109,8 @@ def test_missing_or_wrong_ray_token_is_refused_with_one_line(tmp_path: Path) -> 
         for sub in ("missing", "wrong"):
             (tmp_path / sub).mkdir()
         wrong = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-        runs = {"missing": _sweep_cli(tmp_path / "missing", base),
-                "wrong": _sweep_cli(tmp_path / "wrong", wrong)}
+        runs = {"missing": _sweep_cli(tmp_path / "missing", base, data_root),
+                "wrong": _sweep_cli(tmp_path / "wrong", wrong, data_root)}
         results = {name: _finish(proc) for name, proc in runs.items()}
         out, _ = ok.communicate(timeout=TIMEOUT_S)
     assert out.strip() == "1.0"
