@@ -65,7 +65,7 @@ def test_summary_counts_best_and_gpu_hours() -> None:
     summary = summarize(rows, metric="val_acc", mode="max", gpus_per_trial=0.25,
                         searched=["model", "lr"])
     assert summary["counts"] == {"completed": 1, "stopped early": 1, "silent": 0,
-                                 "saturated": 0, "errored": 1}
+                                 "saturated": 0, "errored": 1, "interrupted": 0}
     assert summary["best_trial_id"] == "aaa" and summary["best_value"] == 0.7
     assert summary["total_trial_time_s"] == pytest.approx(12.0)
     assert summary["gpu_hours"] == pytest.approx(12.0 * 0.25 / 3600)
