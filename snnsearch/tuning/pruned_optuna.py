@@ -215,7 +215,7 @@ class PrunedOptunaSearch(OptunaSearch):
             return
         ot_trial.set_user_attr("truncated_values", [float(v) for v in finite])
         if isinstance(self._metric, list):
-            return  # Trial.report raises NotImplementedError in multi-objective studies.
+            return  # Optuna refuses Trial.report (intermediate values) in multi-objective studies.
         step = result.get(self._time_attr)
         if isinstance(step, (int, float)):
             # Ray does not pass the result that triggered STOP to on_trial_result, so this step
