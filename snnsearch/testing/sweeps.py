@@ -8,6 +8,7 @@ Ray and MLflow processes share the machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,31 @@ from pathlib import Path
 from typing import Any
 
 QUADRATIC_SPACE = Path(__file__).with_name("quadratic.yaml")
+
+
+def slow_quadratic_space(tmp: Path, sleep_s: float) -> Path:
+    """The quadratic space with ``sleep_s`` per epoch, written to ``tmp/slow.yaml``: slow enough
+    for a test to kill or interrupt the driver between trials."""
+    import yaml
+
+    data = yaml.safe_load(QUADRATIC_SPACE.read_text())
+    data["fixed"]["sleep_s"] = sleep_s
+    path = tmp / "slow.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def recorded_finished(sweep_dir: Path) -> set[str]:
+    """Trials that Ray's latest experiment snapshot in ``sweep_dir`` records as TERMINATED."""
+    snapshots = sorted(sweep_dir.glob("experiment_state-*.json"))
+    if not snapshots:
+        return set()
+    try:
+        state = json.loads(snapshots[-1].read_text())
+    except json.JSONDecodeError:  # caught mid-write
+        return set()
+    trials = [json.loads(entry[0]) for entry in state["trial_data"]]
+    return {t["trial_id"] for t in trials if t["status"] == "TERMINATED"}
 
 
 def free_port() -> int:

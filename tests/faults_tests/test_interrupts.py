@@ -22,21 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from snnsearch.testing.sweeps import QUADRATIC_SPACE, stop_process_group, sweep_runs
+from snnsearch.testing.sweeps import slow_quadratic_space, stop_process_group, sweep_runs
 from snnsearch.tuning import mlflow_logging as M
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES, EPOCHS = 4, 3
-
-
-def _slow_space(tmp_path: Path) -> Path:
-    data = yaml.safe_load(QUADRATIC_SPACE.read_text())
-    data["fixed"]["sleep_s"] = 1.5
-    path = tmp_path / "slow.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def _wait(predicate, proc: subprocess.Popen, log: Path, what: str, timeout: float = 180) -> None:
@@ -56,7 +47,8 @@ def test_second_driver_refused_then_ctrl_c_and_resume_are_clean(
 
     storage, name = tmp_path / "ray", "interrupted"
     sweep_dir = storage / name
-    args = ["--space", str(_slow_space(tmp_path)), "--storage", str(storage), "--name", name,
+    space = slow_quadratic_space(tmp_path, 1.5)
+    args = ["--space", str(space), "--storage", str(storage), "--name", name,
             "--samples", str(SAMPLES), "--max-epochs", str(EPOCHS), "--scheduler", "fifo",
             "--concurrency", "2", "--mlflow-uri", mlflow_uri]
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}

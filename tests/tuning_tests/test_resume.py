@@ -3,7 +3,6 @@ are not rerun, the sweep finishes, MLflow keeps one parent and one child per tri
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,35 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from snnsearch.testing.sweeps import QUADRATIC_SPACE, stop_process_group, sweep_runs
+from snnsearch.testing.sweeps import (
+    recorded_finished,
+    slow_quadratic_space,
+    stop_process_group,
+    sweep_runs,
+)
 from snnsearch.tuning import mlflow_logging as M
 from snnsearch.tuning.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES, EPOCHS = 4, 3
-
-
-def _slow_space(tmp_path: Path) -> Path:
-    data = yaml.safe_load(QUADRATIC_SPACE.read_text())
-    data["fixed"]["sleep_s"] = 1.0  # slow enough to kill the driver between trials
-    path = tmp_path / "slow.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def _recorded_finished(sweep_dir: Path) -> set[str]:
-    """Trials that Ray's latest experiment snapshot records as TERMINATED."""
-    snapshots = sorted(sweep_dir.glob("experiment_state-*.json"))
-    if not snapshots:
-        return set()
-    try:
-        state = json.loads(snapshots[-1].read_text())
-    except json.JSONDecodeError:  # caught mid-write
-        return set()
-    trials = [json.loads(entry[0]) for entry in state["trial_data"]]
-    return {t["trial_id"] for t in trials if t["status"] == "TERMINATED"}
 
 
 def _result_lines(sweep_dir: Path) -> dict[str, int]:
@@ -56,7 +38,7 @@ def test_resume_after_the_driver_is_killed(
 ) -> None:
     import ray
 
-    space = _slow_space(tmp_path)
+    space = slow_quadratic_space(tmp_path, 1.0)
     args = ["--space", str(space), "--storage", str(tmp_path / "ray"), "--name", "resumable",
             "--samples", str(SAMPLES), "--max-epochs", str(EPOCHS), "--scheduler", "fifo",
             "--concurrency", "2", "--mlflow-uri", mlflow_uri]
@@ -70,13 +52,13 @@ def test_resume_after_the_driver_is_killed(
     )
     try:
         deadline = time.monotonic() + 150
-        while not _recorded_finished(sweep_dir):
+        while not recorded_finished(sweep_dir):
             assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no trial finished in time"
             time.sleep(0.5)
     finally:
         stop_process_group(driver, timeout=0)  # SIGTERM then SIGKILL: a crashed driver
-    finished_before = _recorded_finished(sweep_dir)
+    finished_before = recorded_finished(sweep_dir)
     assert 0 < len(finished_before) < SAMPLES
     lines_before = _result_lines(sweep_dir)
 

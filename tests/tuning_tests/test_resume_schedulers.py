@@ -20,9 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from snnsearch.testing.sweeps import QUADRATIC_SPACE, stop_process_group, sweep_runs
+from snnsearch.testing.sweeps import (
+    recorded_finished,
+    slow_quadratic_space,
+    stop_process_group,
+    sweep_runs,
+)
 from snnsearch.tuning import mlflow_logging as M
 from snnsearch.tuning.cli import main
 
@@ -33,26 +37,6 @@ SAMPLES, EPOCHS = 8, 4
 @dataclass(frozen=True)
 class _Trial:
     trial_id: str
-
-
-def _slow_space(tmp_path: Path) -> Path:
-    data = yaml.safe_load(QUADRATIC_SPACE.read_text())
-    data["fixed"]["sleep_s"] = 0.4
-    path = tmp_path / "slow.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def _finished(sweep_dir: Path) -> set[str]:
-    snapshots = sorted(sweep_dir.glob("experiment_state-*.json"))
-    if not snapshots:
-        return set()
-    try:
-        state = json.loads(snapshots[-1].read_text())
-    except json.JSONDecodeError:  # caught mid-write
-        return set()
-    trials = [json.loads(entry[0]) for entry in state["trial_data"]]
-    return {t["trial_id"] for t in trials if t["status"] == "TERMINATED"}
 
 
 def _results(sweep_dir: Path) -> dict[str, list[dict]]:
@@ -103,7 +87,8 @@ def test_scheduler_state_survives_killed_driver(
     import ray
 
     name = f"resume-{scheduler}"
-    args = ["--space", str(_slow_space(tmp_path)), "--storage", str(tmp_path / "ray"),
+    space = slow_quadratic_space(tmp_path, 0.4)
+    args = ["--space", str(space), "--storage", str(tmp_path / "ray"),
             "--name", name, "--samples", str(SAMPLES), "--max-epochs", str(EPOCHS),
             "--grace", "1", "--reduction-factor", "2", "--scheduler", scheduler,
             "--objectives", "val_acc:max,energy_mj:min", "--concurrency", "1", "--seed", "0",
@@ -118,13 +103,13 @@ def test_scheduler_state_survives_killed_driver(
     )
     try:
         deadline = time.monotonic() + 180
-        while len(_finished(sweep_dir)) < SAMPLES // 2:
+        while len(recorded_finished(sweep_dir)) < SAMPLES // 2:
             assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "trials did not finish in time"
             time.sleep(0.2)
     finally:
         stop_process_group(driver, timeout=0)  # SIGKILL: a crashed driver
-    finished_before = _finished(sweep_dir)
+    finished_before = recorded_finished(sweep_dir)
     assert SAMPLES // 2 <= len(finished_before) < SAMPLES
     lines_before = {t: len(r) for t, r in _results(sweep_dir).items()}
 
