@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 
-from snnsearch.trainables.classify import train_classifier
+from snnsearch.classify.trainable import train_classifier
 
 RUNS = {
     "csnn": [{"dataset": "mnist", "model": "csnn", "channels": 128, "neuron": "if", "T": T}

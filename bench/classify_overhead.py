@@ -4,7 +4,7 @@ against bare spikingjelly loops of the same network, measured in one run, interl
 Network: CSNN C=128, T=4, IF, ATan, bs=128, Adam 1e-3, MSE on one-hot (anchor: 21.8k img/s on an
 H200, bare spikingjelly 2.0 loop).
 Arms:
-  trainable      snnsearch.trainables.classify.train_classifier (reported train_images_per_s, and
+  trainable      snnsearch.classify.trainable.train_classifier (reported train_images_per_s, and
                  the whole epoch wall time including validation, energy/firing probe and checkpoint)
   bare_same      a hand-written spikingjelly loop of exactly the same network (static stem run once)
   bare_tutorial  spikingjelly's tutorial form: image repeated over T, first conv run every step
@@ -24,11 +24,11 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from snnsearch.data import iterate_batches, load_classification
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
-from snnsearch.data import iterate_batches, load_classification
-from snnsearch.trainables.classify import train_classifier
-from snnsearch.trainables.reporting import LocalReporter
+from snnsearch.classify.trainable import train_classifier
+from snnsearch.training.reporter import LocalReporter
 
 
 def bare_csnn(channels: int, static_stem: bool) -> nn.Module:

@@ -2,7 +2,7 @@
 
 Starts a ``ray.cluster_utils.Cluster`` (a CPU head plus ``--nodes`` workers with ``--gpus`` fake
 GPUs each, all on this machine), then runs sweeps of growing size through the real engine
-(``snnsearch.tuning.run.run_sweep``: Optuna searcher, nested MLflow callback on a sqlite store,
+(``snnsearch.sweep.run.run_sweep``: Optuna searcher, nested MLflow callback on a sqlite store,
 Parquet table) with a trainable that only reports ``--epochs`` results. What is left is the
 driver's own cost per trial: scheduling, searcher, callbacks, experiment-state snapshots.
 
@@ -75,9 +75,9 @@ def one_sweep(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, floa
     """Runs one sweep of ``n`` trivial trials through the engine; returns its measurements."""
     import yaml
 
-    from snnsearch.tuning.run import run_sweep
-    from snnsearch.tuning.settings import resolve_settings
-    from snnsearch.tuning.space import load_space
+    from snnsearch.spaces.space import load_space
+    from snnsearch.sweep.run import run_sweep
+    from snnsearch.sweep.settings import resolve_settings
 
     space_path = workdir / f"scale_{n}.yaml"
     space_path.write_text(yaml.safe_dump({

@@ -3,7 +3,7 @@
 An item is a [0, -1, +1] frame triplet at the training resolution (default 640×192), delivered
 by a DataLoader (batch 12, the trainable's collate) with 1 and 2 workers. The PNG path decodes
 three full-size KITTI PNGs and LANCZOS-resizes them per item; the cache path slices a uint8
-memory-mapped array built once (snnsearch.data.frame_cache; its build time is printed too).
+memory-mapped array built once (snnsearch.depth.data.frame_cache; its build time is printed too).
 Items repeat the KITTI sample's 8 triplets, so files and cache are in the page cache: this
 measures decode/copy cost, not disk bandwidth.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from snnsearch.data.frame_cache import ensure_cache
-from snnsearch.data.kitti import KittiRawDataset, frame_paths, scan_frames
+from snnsearch.depth.data.frame_cache import ensure_cache
+from snnsearch.depth.data.kitti import KittiRawDataset, frame_paths, scan_frames
 from snnsearch.depth.engine import collate
 
 
@@ -61,8 +61,8 @@ def items_per_s(
 def feed_step(dataset: KittiRawDataset, workers: int, batch: int, steps: int) -> dict:
     """GPU busy fraction of a real train step fed by ``dataset`` (CUDA only)."""
     from snnsearch.depth.engine import LossSettings, train_epoch
-    from snnsearch.layers.neurons import NeuronSpec
-    from snnsearch.models.depth import DepthModelSpec, build_depth_net, build_pose_net
+    from snnsearch.depth.models.net import DepthModelSpec, build_depth_net, build_pose_net
+    from snnsearch.snn.neurons import NeuronSpec
 
     device = torch.device("cuda")
     net = build_depth_net(DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif", D=4), 2))

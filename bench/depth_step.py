@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from snnsearch.depth.engine import LossSettings, autocast, compute_loss
-from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models.depth import DepthModelSpec, build_depth_net, build_pose_net
+from snnsearch.depth.models.net import DepthModelSpec, build_depth_net, build_pose_net
+from snnsearch.snn.neurons import NeuronSpec
 
 CASES = {
     "ann": DepthModelSpec("resnet", 18),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from snnsearch.energy.examples import csnn_example, depth_example, markdown
+from snnsearch.reporting.energy_examples import csnn_example, depth_example, markdown
 
 
 def main() -> None:

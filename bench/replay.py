@@ -73,7 +73,7 @@ class TrialEpochBudget:
 def _stopper(budget: int, silence: bool) -> Any:
     from ray.tune.stopper import CombinedStopper, Stopper
 
-    from snnsearch.tuning.silence import SilenceStopper
+    from snnsearch.search.silence import SilenceStopper
 
     class _Budget(TrialEpochBudget, Stopper):
         pass
@@ -106,9 +106,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, rows: list[dict[str, 
     """One sweep of ``arm`` with ``seed``; appends its trace to ``rows``; returns wall seconds."""
     from ray import tune
 
-    from snnsearch.tuning.schedulers import SchedulerSettings, build_scheduler
-    from snnsearch.tuning.searchers import build_searcher
-    from snnsearch.tuning.space import load_space
+    from snnsearch.search.schedulers import SchedulerSettings, build_scheduler
+    from snnsearch.search.searchers import build_searcher
+    from snnsearch.spaces.space import load_space
 
     sampler, scheduler, tiebreak, silence = ARMS[arm]
     space = load_space(ROOT / "snnsearch" / "testing" / "replay_mnist.yaml").with_fixed(

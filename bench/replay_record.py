@@ -1,7 +1,7 @@
 """Record real MNIST learning curves once, for the replay benchmark (``bench/replay.py``).
 
 Every configuration of a seeded draw from the shipped MNIST space's dimensions is trained through
-the real classification trainable (:func:`snnsearch.trainables.classify.train_classifier`, real
+the real classification trainable (:func:`snnsearch.classify.trainable.train_classifier`, real
 MNIST from a data root) for ``--epochs`` epochs; every epoch's metrics go into one Parquet table.
 The table is rewritten after each configuration, so a killed recording keeps what it finished and
 ``--resume`` continues it.
@@ -127,9 +127,9 @@ class _Recorder:
 
 def ann_twin_energy(cfg: dict[str, Any], images) -> float:
     """Energy (mJ per image) of the configuration's ANN twin: same shape, ReLU, one step."""
-    from snnsearch.config import ClassifyConfig
+    from snnsearch.classify.config import ClassifyConfig
+    from snnsearch.classify.models import create_model
     from snnsearch.energy import estimate_energy
-    from snnsearch.models import create_model
 
     c = ClassifyConfig.from_dict({k: v for k, v in cfg.items() if k in GRID_KEYS} | FIXED)
     model = create_model(c.model, c.model_cfg().ann_twin()).eval()
@@ -139,7 +139,7 @@ def ann_twin_energy(cfg: dict[str, Any], images) -> float:
 def record_one(cfg: dict[str, Any], data_dir: str, epochs: int, images) -> list[dict[str, Any]]:
     """Rows (one per epoch) of one configuration trained by the real trainable."""
     from snnsearch import constants as K
-    from snnsearch.trainables.classify import train_classifier
+    from snnsearch.classify.trainable import train_classifier
 
     config = {k: v for k, v in cfg.items() if k in GRID_KEYS} | FIXED
     config |= {"data_dir": data_dir, "epochs": epochs + 10}
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from snnsearch.data.mnist import load_classification
+    from snnsearch.classify.data import load_classification
 
     probe = load_classification("mnist", root=args.data_dir, val_size=256, split_seed=0,
                                 train_subset=1024, device=torch.device("cpu")).val_x[:16]

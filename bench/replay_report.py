@@ -49,7 +49,7 @@ def to_points(acc: np.ndarray, mj: np.ndarray, ref_mj: float) -> np.ndarray:
 
 def curves(runs: Any, ref: tuple[float, float], budget: int) -> dict[str, np.ndarray]:
     """``arm -> (seeds, budget)`` normalised anytime hypervolume."""
-    from snnsearch.tuning.pareto import hypervolume_curve
+    from snnsearch.search.pareto import hypervolume_curve
 
     ref_pt = np.array([-ref[0], math.log10(ref[1])])
     box = (1.0 - ref[0]) * DECADES
@@ -70,8 +70,8 @@ def curves(runs: Any, ref: tuple[float, float], budget: int) -> dict[str, np.nda
 def silent_recovery(table: Any) -> dict[str, int]:
     """Recorded configurations the silence stopper (default thresholds, from epoch 1) would
     stop, and how many of those ended (epoch 5) above 0.5 / above the median final accuracy."""
+    from snnsearch.search.silence import silence_verdict
     from snnsearch.testing.replay import epoch_metrics
-    from snnsearch.tuning.silence import silence_verdict
 
     last = table.groupby("config_id")["epoch"].transform("max") == table["epoch"]
     median_final = float(table.loc[last, "val_acc"].median())

@@ -36,7 +36,7 @@ def shaped_sweep(out: Path, trials: int, seed: int = 0) -> None:
 
     from snnsearch.reporting.history import HISTORY_FILE
     from snnsearch.reporting.results import write_table
-    from snnsearch.tuning.space import load_space
+    from snnsearch.spaces.space import load_space
 
     space = load_space(ROOT / "search_spaces" / "mnist.yaml")
     rng = np.random.default_rng(seed)

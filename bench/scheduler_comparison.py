@@ -85,8 +85,8 @@ def data_root(args: argparse.Namespace) -> str:
 
 def mnist_parts(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """(trainable, define-by-run space, fixed config) for the MNIST arms."""
-    from snnsearch.trainables import TRAINABLES
-    from snnsearch.tuning.space import load_space
+    from snnsearch.spaces.space import load_space
+    from snnsearch.sweep.tasks import TRAINABLES
 
     fixed = {"train_subset": args.train_subset, "val_size": args.val_size, "epochs": args.epochs,
              "device": "cpu", "figures": False, "energy_images": 16, "seed": args.seed,
@@ -102,9 +102,9 @@ def build_arm(arm: str, args: argparse.Namespace, space: Any) -> dict[str, Any]:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from snnsearch.tuning.moasha import MultiObjectiveASHA
-    from snnsearch.tuning.pruned_optuna import PrunedOptunaSearch
-    from snnsearch.tuning.silence import SilenceStopper
+    from snnsearch.search.moasha import MultiObjectiveASHA
+    from snnsearch.search.pruned_optuna import PrunedOptunaSearch
+    from snnsearch.search.silence import SilenceStopper
 
     sampler = optuna.samplers.TPESampler(seed=args.seed)
     if arm == "moasha":
@@ -162,8 +162,8 @@ def summarize_arm(arm: str, grid: Any, wall_s: float, args: argparse.Namespace) 
     ``silent`` counts trials whose last result is silent or saturated (stopped as such, or, in
     arms without the stopper, judged by :func:`silence_verdict` afterwards).
     """
-    from snnsearch.tuning.pareto import as_minimization, hypervolume, pareto_mask
-    from snnsearch.tuning.silence import silence_verdict
+    from snnsearch.search.pareto import as_minimization, hypervolume, pareto_mask
+    from snnsearch.search.silence import silence_verdict
 
     epochs, bests, silent, errors, front_pts = 0, [], 0, 0, []
     for result in grid:

@@ -1,7 +1,7 @@
 """snnsearch: hyperparameter sweeps of spiking neural networks on Ray Tune, Optuna and MLflow.
 
 Kept import-light (no torch / ray / mlflow here) so ``sweeps/*.py --help`` starts instantly;
-import the subpackages you need: ``snnsearch.models``, ``snnsearch.trainables``,
+import the subpackages you need: ``snnsearch.classify.models``, ``snnsearch.sweep.tasks``,
 ``snnsearch.tuning``, ``snnsearch.reporting``.
 """
 

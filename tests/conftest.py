@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# The key that signs sweep state (snnsearch.tuning.state_hmac); without it the first sweep would
+# The key that signs sweep state (snnsearch.sweep.state_hmac); without it the first sweep would
 # create ~/.config/snnsearch/state_key, a file outside the test's folders.
 os.environ.setdefault("SNNSEARCH_STATE_KEY", "snnsearch-tests-only")
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from snnsearch.config import config_from_dict
 from snnsearch.energy.models import check_choice as check_energy_choice
-from snnsearch.layers.neurons import NEURON_KINDS, NeuronSpec
+from snnsearch.snn.neurons import NEURON_KINDS, NeuronSpec
+from snnsearch.training.flat_config import config_from_dict
 
 # Keys that change the network: a checkpoint with other values cannot be resumed.
 MODEL_KEYS = ("encoder", "depth", "channels", "neuron", "D", "num_scales", "pose")
@@ -48,7 +48,7 @@ class DepthConfig:
     ``energy_images``: validation images the energy estimate averages over (the same ones for
     every trial). ``frame_cache``: where frames decoded at the training resolution are cached
     ("auto": node-local temp dir for KITTI, inside the generated root for synthetic scenes; a
-    directory; "off": decode PNGs on every access; see ``snnsearch.data.frame_cache``).
+    directory; "off": decode PNGs on every access; see ``snnsearch.depth.data.frame_cache``).
     """
 
     data: str = "synthetic"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from snnsearch.data.kitti import FRAME_IDS, DepthSample, to_unit
+from snnsearch.depth.data.kitti import FRAME_IDS, DepthSample, to_unit
 from snnsearch.depth.eval import DepthErrors, disp_to_depth, evaluate_disparities
 from snnsearch.depth.geometry import transformation_from_parameters
 from snnsearch.depth.losses import DepthLoss, depth_loss

@@ -4,7 +4,7 @@ A sweep ranks trials by their error on the val split, so a val frame that is als
 the ranking reward memorisation. Frames of one drive are near-duplicates of each other (10 Hz), so
 the split is made per drive: a seeded fraction of drives is held out for validation, and the drives
 of a given test list (e.g. monodepth2's ``splits/eigen/test_files.txt``) are used by neither
-(the sweep must never select on its test split; ``snnsearch.depth.evaluate`` uses it once).
+(the sweep must never select on its test split; ``snnsearch.evaluate`` uses it once).
 
     python -m snnsearch.depth.splits <kitti_root> --out <kitti_root>/splits \\
         [--val-fraction 0.1] [--seed 0] [--exclude eigen_test_files.txt] [--sides l,r]
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from snnsearch.data.kitti import FRAME_IDS, SplitItem, read_split, scan_frames, write_split
+from snnsearch.depth.data.kitti import FRAME_IDS, SplitItem, read_split, scan_frames, write_split
 
 log = logging.getLogger(__name__)
 TRAIN_FILE, VAL_FILE, VAL_GT_FILE = "train_files.txt", "val_files.txt", "val_gt_depths.npz"
@@ -113,7 +113,7 @@ def write_splits(
     gt: bool = True,
 ) -> SplitFiles:
     """Scans ``root``, splits it by drive and writes the split files (and the val GT) to ``out``."""
-    from snnsearch.depth.gt import depth_map, save_gt_depths
+    from snnsearch.depth.data.gt import depth_map, save_gt_depths
 
     items = scan_frames(root, frame_ids, sides)
     if not items:

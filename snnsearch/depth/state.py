@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from snnsearch.depth.config import MODEL_KEYS, DepthConfig
-from snnsearch.models.depth import (
+from snnsearch.depth.models.net import (
     DepthModelSpec,
     build_depth_net,
     build_pose_net,

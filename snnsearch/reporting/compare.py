@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.constants import ENERGY_MJ, ENERGY_MODEL_PREFIX
-from snnsearch.tuning.grid import CELL_KEY, SEED_KEY, GridCell, MetricSpec
+from snnsearch.spaces.grid import CELL_KEY, SEED_KEY, GridCell, MetricSpec
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
     from snnsearch.reporting.page import Section
-    from snnsearch.tuning.space import SearchSpace
+    from snnsearch.spaces.space import SearchSpace
 
 COMPARE_FILE = "compare.md"
 ENERGY_COLUMN = f"last/{ENERGY_MJ}"
@@ -225,7 +225,7 @@ def compare_sweep(table: pd.DataFrame, space: SearchSpace, sweep_dir: str, *,
     Returns:
         The Markdown text.
     """
-    from snnsearch.tuning import _storage
+    from snnsearch.spaces import storage as _storage
 
     cells = compare(table, space)
     text = to_markdown(cells, space, sweep=sweep_dir.rstrip("/").rsplit("/", 1)[-1])
@@ -273,7 +273,7 @@ def space_of_sweep(sweep_dir: str, space_path: str | None = None) -> SearchSpace
 
 def _space_of_settings(saved: dict[str, Any], space_path: str | None, sweep_dir: str
                        ) -> SearchSpace:
-    from snnsearch.tuning.space import load_space
+    from snnsearch.spaces.space import load_space
 
     path = space_path or saved.get("space_path")
     if not path:
@@ -290,7 +290,7 @@ def report_section(table: pd.DataFrame, settings: dict[str, Any]) -> Section | N
     """The comparison as a section of the HTML sweep report (``reporting/sweep_report.py``);
     None for a sweep that is not a report grid or whose space file cannot be read."""
     from snnsearch.reporting.page import Section, Table
-    from snnsearch.tuning.space import SpaceError
+    from snnsearch.spaces.space import SpaceError
 
     if f"config/{CELL_KEY}" not in table:
         return None
@@ -321,8 +321,8 @@ def compare_main(table: pd.DataFrame, sweep_dir: str, *, space_path: str | None 
     import logging
     import sys
 
-    from snnsearch.tuning import mlflow_logging as M
-    from snnsearch.tuning.space import SpaceError
+    from snnsearch.spaces.space import SpaceError
+    from snnsearch.tracking import mlflow_logging as M
 
     try:
         space = space_of_sweep(sweep_dir, space_path)

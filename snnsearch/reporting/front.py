@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from snnsearch.reporting.figures import ARROW, new_figure, png
-from snnsearch.tuning.pareto import as_minimization, hypervolume, pareto_mask
+from snnsearch.search.pareto import as_minimization, hypervolume, pareto_mask
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.tuning import _storage
+from snnsearch.spaces import storage as _storage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +57,7 @@ class ParamInfo:
 
 
 def from_space(space: Any) -> list[ParamInfo]:
-    """ParamInfos of a :class:`snnsearch.tuning.space.SearchSpace`, in file order."""
+    """ParamInfos of a :class:`snnsearch.spaces.space.SearchSpace`, in file order."""
     return [
         ParamInfo(name=p.name, kind=p.kind, low=p.low, high=p.high, log=p.log,
                   choices=tuple(p.choices), conditional=bool(p.when))
@@ -104,7 +104,7 @@ def infer(table: pd.DataFrame) -> list[ParamInfo]:
 def _space_of(sweep_dir: str) -> Any:
     import yaml
 
-    from snnsearch.tuning.space import SpaceError, load_space, parse_space
+    from snnsearch.spaces.space import SpaceError, load_space, parse_space
 
     text = _storage.read_text(_storage.join(sweep_dir, SPACE_FILE))
     if text:

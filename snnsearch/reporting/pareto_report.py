@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from snnsearch.tuning import _storage
-from snnsearch.tuning.pareto import (
+from snnsearch.search.pareto import (
     Constraint,
     Objective,
     as_minimization,
@@ -37,6 +36,7 @@ from snnsearch.tuning.pareto import (
     parse_constraints,
     parse_objectives,
 )
+from snnsearch.spaces import storage as _storage
 
 if TYPE_CHECKING:
     import pandas as pd

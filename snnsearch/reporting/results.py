@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.constants import STOP_REASON
-from snnsearch.tuning import _storage
-from snnsearch.tuning.summary import error_headline, trial_status
+from snnsearch.spaces import storage as _storage
+from snnsearch.tracking.summary import error_headline, trial_status
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from snnsearch.spaces.space import load_space
+from snnsearch.sweep.run import run_sweep
+from snnsearch.sweep.settings import resolve_settings
 from snnsearch.testing.sweeps import sweep_runs
-from snnsearch.tuning import mlflow_logging as M
-from snnsearch.tuning.run import run_sweep
-from snnsearch.tuning.settings import resolve_settings
-from snnsearch.tuning.space import load_space
+from snnsearch.tracking import mlflow_logging as M
 
 SAMPLES = 4
 EPOCHS = 8

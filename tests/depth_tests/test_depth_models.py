@@ -10,15 +10,15 @@ from spikingjelly.activation_based import functional
 
 from snnsearch.depth.engine import firing_monitor
 from snnsearch.depth.eval import disp_to_depth
-from snnsearch.energy import estimate_energy
-from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models.depth import (
+from snnsearch.depth.models.encoders import SpikingResNetEncoder, load_encoder_checkpoint
+from snnsearch.depth.models.net import (
     DepthModelSpec,
     build_depth_net,
     build_pose_net,
     set_initial_depth,
 )
-from snnsearch.models.depth_encoders import SpikingResNetEncoder, load_encoder_checkpoint
+from snnsearch.energy import estimate_energy
+from snnsearch.snn.neurons import NeuronSpec
 from snnsearch.training.checkpoint import save_checkpoint
 
 H, W = 64, 96
@@ -226,7 +226,7 @@ def test_resnet_weights_transfer_into_ms_resnet_tensor_by_tensor(
     downloadable here), and the one log line names what had none."""
     import torchvision
 
-    from snnsearch.models.depth_encoders import resnet_to_ms_resnet_name, transfer_resnet
+    from snnsearch.depth.models.encoders import resnet_to_ms_resnet_name, transfer_resnet
 
     torch.manual_seed(0)
     source = torchvision.models.resnet18().state_dict()

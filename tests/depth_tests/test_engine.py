@@ -11,10 +11,10 @@ import torch
 from spikingjelly.activation_based import functional
 from torch.overrides import TorchFunctionMode
 
-from snnsearch.data.kitti import DepthSample, GpuAugment
+from snnsearch.depth.data.kitti import DepthSample, GpuAugment
 from snnsearch.depth.engine import LossSettings, train_epoch, validate
-from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models.depth import DepthModelSpec, build_depth_net
+from snnsearch.depth.models.net import DepthModelSpec, build_depth_net
+from snnsearch.snn.neurons import NeuronSpec
 
 H, W = 64, 64
 SPEC = DepthModelSpec("ms_resnet", 18, NeuronSpec(kind="ilif", D=4, v_threshold=0.5), T=2,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from snnsearch.data import frame_cache as FC
-from snnsearch.data.kitti import KittiRawDataset, frame_paths, scan_frames
+from snnsearch.depth.data import frame_cache as FC
+from snnsearch.depth.data.kitti import KittiRawDataset, frame_paths, scan_frames
 
 
 @pytest.fixture

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from snnsearch.data.kitti import (
+from snnsearch.depth.data.gt import (
+    depth_map,
+    export_gt_depths,
+    load_gt_depths,
+    project_points,
+    save_gt_depths,
+)
+from snnsearch.depth.data.kitti import (
     GpuAugment,
     KittiRawDataset,
     SplitItem,
@@ -18,13 +25,6 @@ from snnsearch.data.kitti import (
     scan_frames,
     to_unit,
     write_split,
-)
-from snnsearch.depth.gt import (
-    depth_map,
-    export_gt_depths,
-    load_gt_depths,
-    project_points,
-    save_gt_depths,
 )
 
 DRIVE = "2011_09_26/2011_09_26_drive_0000_sync"

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snnsearch.data.kitti import SplitItem, read_split, write_split
 from snnsearch.depth.config import DepthConfig
-from snnsearch.depth.gt import depth_map, load_gt_depths
+from snnsearch.depth.data.gt import depth_map, load_gt_depths
+from snnsearch.depth.data.kitti import SplitItem, read_split, write_split
 from snnsearch.depth.splits import check_config_splits, check_disjoint, main, write_splits
 
 STEREO_DRIVES = ("2011_09_26/2011_09_26_drive_0000_sync", "2011_09_26/2011_09_26_drive_0001_sync")
@@ -70,8 +70,8 @@ def test_sweep_refuses_overlapping_splits_before_ray(
     """The real CLI path: exit 2 with one line, nothing created, Ray not started."""
     import ray
 
-    from snnsearch.tuning.cli import main as sweep_main
-    from snnsearch.tuning.preflight import check_trial_inputs
+    from snnsearch.sweep.cli import main as sweep_main
+    from snnsearch.sweep.preflight import check_trial_inputs
 
     splits = tmp_path / "splits"
     write_split(splits / "train.txt", [SplitItem(STEREO_DRIVES[0], f) for f in (1, 2)])

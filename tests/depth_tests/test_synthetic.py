@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from snnsearch.data.kitti import KittiRawDataset, normalized_intrinsics, read_split, to_unit
-from snnsearch.data.synthetic_scenes import (
+from snnsearch.depth.data.gt import depth_map, load_gt_depths
+from snnsearch.depth.data.kitti import KittiRawDataset, normalized_intrinsics, read_split, to_unit
+from snnsearch.depth.data.synthetic_scenes import (
     DATE,
     SyntheticSpec,
     _intrinsics,
@@ -17,7 +18,6 @@ from snnsearch.data.synthetic_scenes import (
     ensure_synthetic,
 )
 from snnsearch.depth.geometry import warp_source
-from snnsearch.depth.gt import depth_map, load_gt_depths
 from snnsearch.depth.losses import photometric_error
 
 SPEC = SyntheticSpec(num_scenes=2, frames_per_scene=5, val_scenes=1, height=64, width=192, seed=3)

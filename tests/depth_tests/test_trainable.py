@@ -11,8 +11,8 @@ import torch
 
 from snnsearch import constants as C
 from snnsearch.depth.config import DepthConfig
-from snnsearch.trainables.depth import train_depth
-from snnsearch.trainables.reporting import LocalReporter
+from snnsearch.depth.trainable import train_depth
+from snnsearch.training.reporter import LocalReporter
 
 TINY: dict[str, Any] = {
     "data": "synthetic",
@@ -131,10 +131,10 @@ def _val_losses(config: dict[str, Any], checkpoint: Path | None = None) -> tuple
     net only, and with a predicted pose its loss needs the pose network too."""
     from torch.utils.data import DataLoader
 
-    from snnsearch.data.kitti import to_unit
+    from snnsearch.depth.data.kitti import to_unit
     from snnsearch.depth.engine import LossSettings, collate, compute_loss, validate
     from snnsearch.depth.state import DepthRun
-    from snnsearch.trainables.depth import build_data
+    from snnsearch.depth.trainable import build_data
 
     cfg = DepthConfig.from_dict(config)
     data = build_data(cfg)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from snnsearch.trainables.depth import tune_depth
+from snnsearch.depth.trainable import tune_depth
 
 
 @pytest.mark.ray
@@ -47,10 +47,10 @@ def test_tune_depth_reports_through_ray(ray_session: None, tmp_path: Path) -> No
 def test_depth_space_keeps_one_checkpoint_and_no_silence_stopper() -> None:
     """The shipped depth space: one checkpoint per trial (more with --keep-checkpoints), and no
     silence stopping (a silent deepest stage still predicts through the membrane shortcut)."""
-    from snnsearch.tuning.cli import REPO, build_parser
-    from snnsearch.tuning.run import build_tuner
-    from snnsearch.tuning.settings import resolve_settings
-    from snnsearch.tuning.space import load_space
+    from snnsearch.spaces.space import load_space
+    from snnsearch.sweep.cli import REPO, build_parser
+    from snnsearch.sweep.run import build_tuner
+    from snnsearch.sweep.settings import resolve_settings
 
     space = load_space(REPO / "search_spaces" / "depth.yaml")
     for smoke in (False, True):

@@ -10,6 +10,7 @@ from spikingjelly.activation_based import layer
 from spikingjelly.activation_based.op_counter import SimpleEnergyCostConfig
 from torch import nn
 
+from snnsearch.classify.models.readout import repeat_over_time
 from snnsearch.energy import (
     breakeven_rate,
     energy_summary,
@@ -19,8 +20,7 @@ from snnsearch.energy import (
     price,
 )
 from snnsearch.energy.models import check_choice, sources
-from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models.readout import repeat_over_time
+from snnsearch.snn.neurons import NeuronSpec
 
 
 class TwoLayer(nn.Module):
@@ -141,7 +141,7 @@ def test_bad_choice_is_one_line() -> None:
 
 
 def test_sweep_preflight_refuses_a_bad_energy_choice_before_ray() -> None:
-    from snnsearch.tuning.preflight import check_trial_inputs
+    from snnsearch.sweep.preflight import check_trial_inputs
 
     check_trial_inputs("classify", {"energy_model": "int8+memory", "sram_kb": 1024})
     with pytest.raises(ValueError, match="energy_model must be one of"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from snnsearch.energy.examples import csnn_example, depth_example, markdown
+from snnsearch.reporting.energy_examples import csnn_example, depth_example, markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "energy.md"
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from snnsearch.classify.models import create_model
+from snnsearch.classify.models.config import ModelCfg
+from snnsearch.depth.models.net import DepthModelSpec, build_depth_net
 from snnsearch.energy import EnergyReport, estimate_energy
-from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models import create_model
-from snnsearch.models.config import ModelCfg
-from snnsearch.models.depth import DepthModelSpec, build_depth_net
+from snnsearch.snn.neurons import NeuronSpec
 
 T = 3
 SMALL = dict(channels=8, hidden_layers=1, hidden_width=16, embed_dim=16, heads=2, conv_blocks=3)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from snnsearch.classify.trainable import train_classifier
 from snnsearch.energy import model_names
-from snnsearch.trainables.classify import train_classifier
-from snnsearch.trainables.reporting import ENERGY_TABLE, LocalReporter
+from snnsearch.training.reporter import ENERGY_TABLE, LocalReporter
 
 
 def test_classifier_logs_all_models_and_the_layer_table(mnist_root: Path, tmp_path: Path) -> None:
@@ -40,9 +40,9 @@ def test_unknown_energy_model_fails_before_training(tmp_path: Path) -> None:
 def test_reports_of_several_images_average_layer_by_layer(tmp_path: Path) -> None:
     import torch
 
+    from snnsearch.classify.models import ModelCfg, create_model
     from snnsearch.energy import EnergyReport, energy_summary, estimate_energy, write_layer_table
-    from snnsearch.layers.neurons import NeuronSpec
-    from snnsearch.models import ModelCfg, create_model
+    from snnsearch.snn.neurons import NeuronSpec
 
     torch.manual_seed(0)
     net = create_model("csnn", ModelCfg(T=2, neuron=NeuronSpec(kind="if", v_threshold=0.2),

@@ -11,16 +11,16 @@ from spikingjelly.activation_based import functional, monitor, neuron
 from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
 from torch import nn
 
-from snnsearch.config import ClassifyConfig
-from snnsearch.data.mnist import load_classification
+from snnsearch.classify.config import ClassifyConfig
+from snnsearch.classify.data import load_classification
+from snnsearch.classify.models import ModelCfg, create_model
+from snnsearch.classify.trainable import train_classifier
+from snnsearch.depth.models.net import DepthModelSpec, build_depth_net
 from snnsearch.energy import estimate_energy
 from snnsearch.energy.spike_driven import SpikeDrivenSynapse, to_spike_driven
-from snnsearch.layers.neurons import NeuronSpec
-from snnsearch.models import ModelCfg, create_model
-from snnsearch.models.depth import DepthModelSpec, build_depth_net
-from snnsearch.trainables.classify import train_classifier
-from snnsearch.trainables.reporting import LocalReporter
+from snnsearch.snn.neurons import NeuronSpec
 from snnsearch.training.checkpoint import load_checkpoint
+from snnsearch.training.reporter import LocalReporter
 
 D, T = 3, 2
 

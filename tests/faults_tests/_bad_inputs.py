@@ -107,9 +107,9 @@ def _stored_sweep(*, sign: bool = True, tamper: bool = False,
     unpickling would create ``{tmp}/code_ran``), signed with the test's key."""
 
     def setup(tmp: Path, paths: dict[str, Path]) -> None:
-        from snnsearch.tuning import state_hmac
-        from snnsearch.tuning.settings import resolve_settings
-        from snnsearch.tuning.space import parse_space
+        from snnsearch.spaces.space import parse_space
+        from snnsearch.sweep import state_hmac
+        from snnsearch.sweep.settings import resolve_settings
 
         space_data = _tiny_classify()
         write_space(tmp / "space.yaml", space_data)

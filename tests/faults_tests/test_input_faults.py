@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from snnsearch.classify.trainable import train_classifier
+from snnsearch.sweep.cli import main
 from snnsearch.testing.sweeps import free_port, sweep_runs
-from snnsearch.trainables.classify import train_classifier
-from snnsearch.trainables.reporting import LocalReporter
-from snnsearch.tuning.cli import main
+from snnsearch.training.reporter import LocalReporter
 
 TINY_FC = {"dataset": "mnist", "model": "fc", "T": 2, "train_subset": 300, "val_size": 200,
            "hidden_width": 32, "batch_size": 64, "energy_images": 8, "epochs": 1,
@@ -55,7 +55,7 @@ def test_corrupted_dataset_file_is_named_in_a_one_line_error(
 
 
 def test_missing_kitti_frame_is_named_in_the_error(shared_data: Path, tmp_path: Path) -> None:
-    from snnsearch.data.kitti import KittiRawDataset, image_path, scan_frames
+    from snnsearch.depth.data.kitti import KittiRawDataset, image_path, scan_frames
 
     root = _writable_copy(shared_data / "kitti_raw_sample", tmp_path / "kitti")
     items = scan_frames(root)

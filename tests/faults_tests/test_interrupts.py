@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from snnsearch.testing.sweeps import slow_quadratic_space, stop_process_group, sweep_runs
-from snnsearch.tuning import mlflow_logging as M
+from snnsearch.tracking import mlflow_logging as M
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES, EPOCHS = 4, 3

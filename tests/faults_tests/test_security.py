@@ -130,7 +130,7 @@ def test_a_gt_depth_file_carrying_code_is_refused_not_run(tmp_path: Path) -> Non
     ``allow_pickle=True`` and ran it)."""
     import numpy as np
 
-    from snnsearch.depth.gt import load_gt_depths
+    from snnsearch.depth.data.gt import load_gt_depths
 
     marker = tmp_path / "code_ran"
     payload = np.empty(1, dtype=object)
@@ -147,7 +147,7 @@ def test_a_gt_depth_file_carrying_code_is_refused_not_run(tmp_path: Path) -> Non
 def test_ragged_gt_depths_round_trip_without_pickle(tmp_path: Path) -> None:
     import numpy as np
 
-    from snnsearch.depth.gt import load_gt_depths, save_gt_depths
+    from snnsearch.depth.data.gt import load_gt_depths, save_gt_depths
 
     maps = [np.ones((3, 4), np.float32), np.full((2, 5), 2.0, np.float32)]
     path = save_gt_depths(tmp_path / "gt.npz", maps)
@@ -204,7 +204,7 @@ def test_no_credentials_in_the_repository() -> None:
 
 
 def test_a_password_in_the_mlflow_uri_is_refused_before_it_is_logged() -> None:
-    from snnsearch.tuning.settings import normalize_tracking_uri
+    from snnsearch.sweep.settings import normalize_tracking_uri
 
     uri = "http://alice:" + "s3cret@mlflow.internal:5000"  # split: the repo scan above
     with pytest.raises(ValueError) as info:

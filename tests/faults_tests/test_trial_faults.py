@@ -1,4 +1,4 @@
-"""Faults inside trials, through the real sweep driver (``snnsearch.tuning.cli.main``) on the
+"""Faults inside trials, through the real sweep driver (``snnsearch.sweep.cli.main``) on the
 shared local Ray session: an out-of-memory error and a diverging (NaN) trial each cost only that
 trial, with a one-line error; an MLflow server dying mid-sweep costs no trial and no metric."""
 
@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from _fault_trainables import OOM_MESSAGE
 
+from snnsearch.search.searchers import build_searcher
+from snnsearch.spaces.space import load_space
+from snnsearch.sweep.cli import main
 from snnsearch.testing.sweeps import sweep_runs
-from snnsearch.tuning import mlflow_logging as M
-from snnsearch.tuning.cli import main
-from snnsearch.tuning.searchers import build_searcher
-from snnsearch.tuning.space import load_space
+from snnsearch.tracking import mlflow_logging as M
 
 
 def _seed_covering(space_path: Path, key: str, samples: int) -> int:

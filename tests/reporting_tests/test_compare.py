@@ -14,8 +14,8 @@ import pytest
 from snnsearch.report import main as report_main
 from snnsearch.reporting.compare import COMPARE_FILE, compare, to_markdown
 from snnsearch.reporting.results import write_table
-from snnsearch.tuning import mlflow_logging as M
-from snnsearch.tuning.space import load_space
+from snnsearch.spaces.space import load_space
+from snnsearch.tracking import mlflow_logging as M
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE1 = REPO / "search_spaces" / "report" / "table1.yaml"

@@ -12,7 +12,7 @@ from ray.tune import Result
 
 from snnsearch.report import main as report_main
 from snnsearch.reporting.results import load_table, rows_from_results, to_arrow, write_table
-from snnsearch.tuning.summary import format_summary, summarize, trial_status
+from snnsearch.tracking.summary import format_summary, summarize, trial_status
 
 
 def _result(trial_id: str, accs: list[float], *, epochs: int = 3, model: str = "csnn",

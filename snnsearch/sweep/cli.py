@@ -1,0 +1,206 @@
+"""The shared command line of ``sweeps/mnist.py``, ``sweeps/fashion.py`` and ``sweeps/depth.py``.
+
+Every flag defaults to None so that precedence is explicit: a flag given on the command line wins
+over the space file's ``tune``/``smoke`` sections, which win over built-in defaults
+(``settings.resolve_settings``). Choices for ``--sampler``/``--scheduler`` come from the
+registries, so a newly registered scheduler shows up here without edits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
+    """The sweep CLI for ``task`` (importing only the cheap registries)."""
+    from snnsearch.search.schedulers import SCHEDULERS
+    from snnsearch.search.searchers import SAMPLERS
+
+    p = OneLineParser(
+        prog=f"sweeps/{task}.py",
+        description=f"Hyperparameter sweep for {task} on Ray Tune + Optuna, logged to MLflow.",
+    )
+    p.add_argument("--space", type=Path,
+                   help=f"search-space YAML (default {_shown(default_space)}; on --resume the "
+                        "sweep's stored space)")
+    p.add_argument("--samples", type=int, help="number of trials")
+    p.add_argument("--sampler", choices=SAMPLERS.names(), help="Optuna sampler")
+    p.add_argument("--scheduler", choices=SCHEDULERS.names(), help="trial scheduler")
+    p.add_argument("--objectives",
+                   help="multi-objective search (Optuna study, --scheduler moasha, Pareto "
+                        "report): e.g. val_acc:max,energy_mj:min")
+    p.add_argument("--pareto-ref",
+                   help="hypervolume reference point, one value per objective: e.g. 0.0,1.0")
+    p.add_argument("--constraint", dest="constraints", action="append", metavar="METRIC<=X",
+                   help="hard constraint, repeatable: e.g. --constraint energy_mj<=0.5 "
+                        "--constraint val_acc>=0.98 (violators are infeasible for the sampler "
+                        "and greyed off the Pareto front)")
+    p.add_argument("--moasha-tiebreak", choices=("crowding", "epsnet"),
+                   help="MO-ASHA order within a front: NSGA-II crowding distance (default) or "
+                        "Syne Tune's epsilon-net")
+    p.add_argument("--silence", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop trials whose output layer is silent or saturated (default: on)")
+    p.add_argument("--silence-from", type=int, help="first epoch checked for silence (default 1)")
+    p.add_argument("--keep-checkpoints", type=int,
+                   help="checkpoints kept per trial, the latest ones (default 1)")
+    p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA max_t)")
+    p.add_argument("--grace", type=int, help="ASHA grace period in epochs")
+    p.add_argument("--reduction-factor", type=float, help="ASHA reduction factor (eta)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; 0.25 packs 4 per GPU")
+    p.add_argument("--concurrency", type=int, help="most trials running at once")
+    p.add_argument("--storage",
+                   help="sweep storage: local/NFS path or s3://... (default ~/ray_results)")
+    p.add_argument("--name", help="sweep name (directory under --storage); required with --resume")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue an interrupted sweep (Tuner.restore)")
+    p.add_argument("--mlflow-uri", help="tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--data-dir", help="dataset root passed to the trainable")
+    p.add_argument("--seed", type=int, help="sampler and trial seed")
+    p.add_argument("--repeats", type=int,
+                   help="after the search, re-run the top configurations with this many new "
+                        "seeds under the same MLflow parent (report: mean ± std)")
+    p.add_argument("--repeat-top", type=int,
+                   help="configurations --repeats re-runs (default 3; the Pareto front's first "
+                        "ones with --objectives)")
+    p.add_argument("--warm-start", metavar="SWEEP_DIR",
+                   help="seed the sampler with the completed trials of an earlier sweep over "
+                        "the same space keys")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny data, few epochs and samples: a ~1 minute check on 2 CPUs")
+    return p
+
+
+def main(task: str, argv: Sequence[str] | None = None, default_space: Path | None = None) -> int:
+    """Parses flags, runs the sweep, prints the summary. Returns the exit code.
+
+    Args:
+        task: "mnist", "fashion" or "depth" (names the default space and sweep).
+        argv: arguments (default ``sys.argv[1:]``).
+        default_space: space file when ``--space`` is not given.
+    """
+    default = default_space or REPO / "search_spaces" / f"{task}.yaml"
+    parser = build_parser(task, default)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from snnsearch.spaces.space import SpaceError, load_space
+    from snnsearch.sweep.preflight import check_inputs
+    from snnsearch.sweep.settings import resolve_settings
+
+    try:
+        space = load_space(args.space or default)
+        overrides = {k: v for k, v in vars(args).items() if k not in ("space", "smoke")}
+        settings = resolve_settings(space, task=task, overrides=overrides, smoke=args.smoke)
+        if settings.resume:
+            settings, space = _stored_settings(settings, args, space)
+        # Input checks before Ray, torch or any write: a bad input costs a second, not a sweep.
+        check_inputs(settings, space)
+    except (SpaceError, ValueError) as err:
+        return _refuse(err)
+    print(f"sweep {settings.name}: {settings.samples} trials of {space.trainable} "
+          f"({settings.sampler}/{settings.scheduler}) -> {settings.sweep_dir}; MLflow "
+          f"{settings.mlflow_uri}", flush=True)
+    from snnsearch.sweep.interrupts import SweepInterrupted
+    from snnsearch.sweep.run import run_sweep
+
+    try:
+        outcome = run_sweep(settings, space)
+    except ValueError as err:  # SpaceError is one
+        return _refuse(err)
+    except KeyboardInterrupt:  # before the sweep's own handlers were in place, or a 2nd Ctrl-C
+        print("error: interrupted (SIGINT); whatever the sweep saved is resumable with --resume "
+              "--name <name>", file=sys.stderr)
+        return 130
+    except SweepInterrupted as stop:
+        print(stop.outcome.text)
+        print(f"trial table: {stop.outcome.table_path}\nsweep interrupted ({stop}); continue it "
+              f"with:\n  {stop.resume}", flush=True)
+        return stop.exit_code
+    print(outcome.text)
+    print(f"trial table: {outcome.table_path}\nMLflow: {settings.mlflow_uri} "
+          f"experiment {settings.experiment!r}, parent run {outcome.parent_run_id}")
+    print(f"see it in MLflow: {mlflow_ui_command(settings.mlflow_uri)}")
+    failed = outcome.summary["counts"]["errored"]
+    return 1 if failed == outcome.summary["trials"] and failed else 0
+
+
+def mlflow_ui_command(uri: str) -> str:
+    """The command that shows a tracking store in the browser (a server URI is opened as is)."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def _refuse(err: Exception) -> int:
+    """Bad input: one ``error:`` line on stderr, exit code 2."""
+    print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``error:`` line (exit 2) like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _stored_settings(settings, args: argparse.Namespace, space):
+    """On ``--resume`` the sweep continues with the settings and the space it started with
+    (sweep.json). A different ``--mlflow-uri`` would split the sweep across stores and a
+    different ``--space`` would be silently ignored by the restored searcher: both refused."""
+    import dataclasses
+
+    from snnsearch.spaces import storage as _storage
+    from snnsearch.spaces.checks import space_diff
+    from snnsearch.spaces.space import parse_space
+    from snnsearch.sweep.run import SETTINGS_FILE
+    from snnsearch.sweep.settings import SweepSettings
+
+    if args.name is None:
+        raise ValueError("--resume needs --name (and --storage) of the sweep to continue")
+    text = _storage.read_text(_storage.join(settings.sweep_dir, SETTINGS_FILE))
+    if text is None:
+        raise ValueError(
+            f"--resume: no sweep to resume at {settings.sweep_dir} (no {SETTINGS_FILE}); "
+            "check --storage/--name"
+        )
+    stored = json.loads(text)
+    if args.mlflow_uri and settings.mlflow_uri != stored["mlflow_uri"]:
+        raise ValueError(
+            f"--resume: sweep logs to {stored['mlflow_uri']}, not {settings.mlflow_uri}; "
+            "drop --mlflow-uri or pass the original"
+        )
+    if "space" in stored:
+        stored_space = parse_space(stored["space"], source=str(stored.get("space_path")),
+                                   default_experiment=space.experiment)
+        if args.space is not None:
+            differ = space_diff(stored["space"], space.to_dict())
+            if differ:
+                raise ValueError(
+                    f"--resume: --space {args.space} differs from the sweep's space "
+                    f"({stored.get('space_path')}) in {', '.join(differ[:8])}; drop --space to "
+                    "resume with the stored one, or start a new sweep (--name)")
+        space = stored_space
+    fields = {f.name for f in dataclasses.fields(SweepSettings)}
+    kept = {k: v for k, v in stored.items() if k in fields}
+    kept["objectives"] = tuple(tuple(o) for o in kept.get("objectives", ()))
+    kept["constraints"] = tuple(kept.get("constraints", ()))
+    if kept.get("pareto_ref") is not None:
+        kept["pareto_ref"] = tuple(kept["pareto_ref"])
+    return SweepSettings(**{**kept, "resume": True, "storage": settings.storage,
+                            "name": settings.name}), space

@@ -1,0 +1,231 @@
+"""Checks run before a sweep starts Ray or opens its MLflow parent run.
+
+A fault found here costs seconds and one ``error:`` line; found by the trials it costs the sweep,
+and some are never found at all: ``ray.init`` retries an address where nothing listens for
+minutes, and MLflow's client retries a dead server with exponential backoff. See
+docs/reliability.md for the fault table and the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from snnsearch.spaces import storage as _storage
+from snnsearch.spaces.checks import check_space
+from snnsearch.spaces.space import SearchSpace
+from snnsearch.sweep.settings import SweepSettings, trial_fixed
+
+log = logging.getLogger(__name__)
+
+PROBE_FILE = ".snnsearch_write_probe"
+TOKEN_HINT = ("with token authentication (RAY_AUTH_MODE=token) give it the cluster's token in "
+              "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token")
+
+
+def check_inputs(settings: SweepSettings, space: SearchSpace) -> None:
+    """Every check of the user's input that needs no Ray and no running service: flags, the
+    space with the run's fixed values, datasets, and whether a trial fits this machine.
+
+    Runs in the CLI before the heavy imports (Ray, torch) and before anything is written, so a
+    bad input costs about a second and leaves no trace. Raises a one-line ValueError.
+    """
+    check_flags(settings)
+    fixed = trial_fixed(space, settings)
+    run_space = space.with_fixed(fixed)
+    check_space(run_space)
+    check_data(run_space)
+    check_local_resources(settings)
+
+
+def check_flags(settings: SweepSettings) -> None:
+    """Numeric flags Ray or the schedulers would only reject (or hang on) after starting."""
+    rules = [
+        (settings.cpus_per_trial >= 0, "--cpus-per-trial", "must be >= 0"),
+        (settings.gpus_per_trial >= 0, "--gpus-per-trial", "must be >= 0"),
+        (settings.gpus_per_trial <= 1 or settings.gpus_per_trial.is_integer(),
+         "--gpus-per-trial", "above 1 must be a whole number (Ray packs only fractions below 1)"),
+        (settings.cpus_per_trial + settings.gpus_per_trial > 0, "--cpus-per-trial",
+         "and --gpus-per-trial are both 0; give a trial at least one resource"),
+        (settings.reduction_factor > 1, "--reduction-factor", "must be > 1 (ASHA keeps 1/eta)"),
+        (settings.max_failures >= -1, "--max-failures", "must be >= 0 (or -1: retry forever)"),
+        (settings.silence_from >= 1, "--silence-from", "must be >= 1 (an epoch number)"),
+        (settings.grace <= settings.max_epochs, "--grace",
+         f"must be <= --max-epochs ({settings.max_epochs})"),
+    ]
+    for ok, flag, problem in rules:
+        if not ok:
+            value = getattr(settings, flag[2:].replace("-", "_"))
+            raise ValueError(f"{flag} {value}: {problem}")
+    from snnsearch.classify.checks import check_data_dir
+
+    check_data_dir(settings.data_dir)
+
+
+def check_data(space: SearchSpace) -> None:
+    """The dataset files every trial of ``space`` will open (see ``data_checks``)."""
+    from snnsearch.classify import checks as D
+
+    fixed = space.fixed
+    root = fixed.get("data_dir")
+    D.check_data_dir(str(root) if root else None, "data_dir")
+    if space.trainable == "classify":
+        datasets = D.possible("dataset", fixed, space.params) or ["mnist"]
+        # = snnsearch.classify.data.default_data_root (not imported: it imports torch)
+        default = os.environ.get("SNNSEARCH_DATA") or Path.home() / ".cache/snnsearch/data"
+        D.check_classification([str(d) for d in datasets], Path(str(root or default)))
+    elif space.trainable == "depth" and "kitti" in (D.possible("data", fixed, space.params)
+                                                    or ["synthetic"]):
+        from snnsearch.depth.checks import check_kitti
+
+        check_kitti(fixed)
+
+
+def check_local_resources(settings: SweepSettings) -> None:
+    """A trial that asks for more than this machine has would stay PENDING forever: refused.
+
+    Only for the private local Ray (no ``RAY_ADDRESS``); a cluster is checked once joined
+    (``check_cluster_fits``). Ray's own accelerator detection counts the GPUs, without
+    starting Ray.
+    """
+    if os.environ.get("RAY_ADDRESS") or _ray_running():
+        return
+    cpus = len(os.sched_getaffinity(0))
+    if settings.cpus_per_trial > cpus:
+        raise ValueError(f"--cpus-per-trial {settings.cpus_per_trial:g}: this machine has {cpus} "
+                         "CPUs, so no trial could ever start; lower it or run on a cluster "
+                         "(RAY_ADDRESS)")
+    if settings.gpus_per_trial > 0:
+        gpus = local_gpus()
+        if settings.gpus_per_trial > gpus:
+            raise ValueError(
+                f"--gpus-per-trial {settings.gpus_per_trial:g}: this machine has {gpus} GPUs "
+                "visible to Ray, so no trial could ever start (they would wait as PENDING); "
+                "pass --gpus-per-trial 0 or run on a GPU node/cluster (RAY_ADDRESS)")
+
+
+def check_cluster_fits(settings: SweepSettings) -> None:
+    """Once Ray is joined: some alive node must hold a whole trial's CPUs and GPUs.
+
+    ``SNNSEARCH_SKIP_RESOURCE_CHECK=1`` skips it for autoscaling clusters, whose nodes appear
+    only when trials ask for them.
+    """
+    import ray
+
+    if os.environ.get("SNNSEARCH_SKIP_RESOURCE_CHECK") == "1":
+        return
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    need_cpu, need_gpu = settings.cpus_per_trial, settings.gpus_per_trial
+    if any(n.get("CPU", 0) >= need_cpu and n.get("GPU", 0) >= need_gpu for n in nodes):
+        return
+    most = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    raise ValueError(
+        f"a trial needs {need_cpu:g} CPUs and {need_gpu:g} GPUs on one node, but the largest of "
+        f"the cluster's {len(nodes)} nodes has {most.get('CPU', 0):g} CPUs and "
+        f"{most.get('GPU', 0):g} GPUs; lower --cpus-per-trial/--gpus-per-trial (autoscaling "
+        "cluster: set SNNSEARCH_SKIP_RESOURCE_CHECK=1)")
+
+
+def local_gpus() -> int:
+    """GPUs a local ``ray.init`` would register (CUDA_VISIBLE_DEVICES respected)."""
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+
+    manager = get_accelerator_manager_for_resource("GPU")
+    visible = manager.get_current_process_visible_accelerator_ids()
+    detected = manager.get_current_node_num_accelerators()
+    return min(detected, len(visible)) if visible is not None else detected
+
+
+def _ray_running() -> bool:
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def preflight(settings: SweepSettings) -> None:
+    """Raises a one-line ValueError if the sweep directory is not writable or an HTTP tracking
+    server does not answer."""
+    check_writable(settings.sweep_dir, settings.storage)
+    check_mlflow(settings.mlflow_uri)
+
+
+def check_trial_inputs(trainable: str, fixed: Mapping[str, Any]) -> None:
+    """Task checks of the fixed trial config: a known ``energy_model`` and ``sram_kb`` > 0;
+    depth on KITTI: explicit train/val split files that share no frame (a ValueError), warnings
+    for shared drives (``snnsearch.depth.splits``)."""
+    if "energy_model" in fixed or "sram_kb" in fixed:
+        from snnsearch.energy.models import DEFAULT_MODEL, DEFAULT_SRAM_KB, check_choice
+
+        check_choice(str(fixed.get("energy_model", DEFAULT_MODEL)),
+                     float(fixed.get("sram_kb", DEFAULT_SRAM_KB)))
+    if trainable == "depth":
+        from snnsearch.depth.splits import check_config_splits
+
+        for warning in check_config_splits(fixed):
+            log.warning(warning)
+
+
+def check_writable(sweep_dir: str, storage: str) -> None:
+    """Writes and deletes a probe file in ``sweep_dir`` (local path or pyarrow-fs URI), and the
+    local directories the probe had to create: a refused sweep leaves nothing behind."""
+    import pyarrow as pa
+
+    probe = _storage.join(sweep_dir, PROBE_FILE)
+    missing: list[str] = []
+    if not _storage.is_uri(sweep_dir):
+        directory = sweep_dir
+        while directory and not os.path.exists(directory) and directory != "/":
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+    try:
+        _storage.write_text(probe, "ok")
+        fs, fs_path = _storage.resolve(probe)
+        fs.delete_file(fs_path)
+        for directory in missing:  # deepest first
+            os.rmdir(directory)
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(
+            f"storage {storage} is not writable ({type(err).__name__}: {err}); pass --storage "
+            "with a writable directory every node mounts (NFS) or an s3:// URI"
+        ) from None
+
+
+def check_mlflow(uri: str) -> None:
+    """``GET <uri>/health`` for http(s) tracking URIs; any HTTP answer counts as reachable."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answers; auth or proxy errors surface with MLflow's own message
+    except (OSError, ValueError) as err:
+        parts = urllib.parse.urlsplit(uri)
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        raise ValueError(
+            f"MLflow tracking server {shown} is unreachable ({getattr(err, 'reason', err)}); "
+            "start it or pass --mlflow-uri (e.g. sqlite:///mlflow.db)"
+        ) from None
+
+
+def check_listening(address: str) -> None:
+    """Raises a one-line ValueError if nothing accepts connections at ``RAY_ADDRESS``."""
+    host, _, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not port.isdigit():  # "auto" and other forms are left to ray.init
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ValueError(
+            f"no Ray cluster answers at RAY_ADDRESS={address} ({err.strerror or err}); check "
+            "the head's address and port (`ray status` on the head) or unset RAY_ADDRESS to run "
+            "locally"
+        ) from None
