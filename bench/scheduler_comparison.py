@@ -86,14 +86,14 @@ def data_root(args: argparse.Namespace) -> str:
 def mnist_parts(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """(trainable, define-by-run space, fixed config) for the MNIST arms."""
     from snnsearch.spaces.space import load_space
-    from snnsearch.sweep.tasks import TRAINABLES
+    from snnsearch.sweep.tasks import TASKS
 
     fixed = {"train_subset": args.train_subset, "val_size": args.val_size, "epochs": args.epochs,
              "device": "cpu", "figures": False, "energy_images": 16, "seed": args.seed,
              "channels": 16, "hidden_width": 128, "data_dir": data_root(args)}
     space = load_space(ROOT / "search_spaces" / "mnist.yaml")
     space = space.with_fixed(fixed)
-    return TRAINABLES.get(space.trainable), space.define_by_run(), {**space.fixed}
+    return TASKS.get(space.trainable).trainable, space.define_by_run(), {**space.fixed}
 
 
 def build_arm(arm: str, args: argparse.Namespace, space: Any) -> dict[str, Any]:

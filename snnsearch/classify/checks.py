@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +45,14 @@ IDX_SIZES = {
 _KNOWN = {md5: (name, file) for name, files in MD5.items() for file, md5 in files.items()}
 
 
-def possible(key: str, fixed: Mapping[str, Any], params: Iterable[Any]) -> list[Any] | None:
-    """Values ``key`` can take in a trial: the fixed value, a categorical's choices, or None
-    (not set, or a numeric range)."""
-    if key in fixed:
-        return [fixed[key]]
-    for param in params:
-        if param.name == key:
-            return list(param.choices) if param.kind == "categorical" else None
-    return None
-
-
-def check_data_dir(data_dir: str | None, flag: str = "--data-dir") -> None:
-    """``data_dir`` (if given) must be a directory."""
-    if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
-        raise ValueError(f"{flag} {data_dir} is a file, not a directory; pass the folder that "
-                         "holds the dataset")
+def check_space_data(fixed: Mapping[str, Any], possible: Callable[[str], list[Any] | None]) -> None:
+    """The preflight's check for a classification sweep (``Task.check_data``): the raw files of
+    every dataset a trial can use, under ``data_dir`` or the default root."""
+    datasets = possible("dataset") or ["mnist"]
+    # = snnsearch.classify.data.default_data_root (not imported: it imports torch)
+    root = fixed.get("data_dir")
+    default = os.environ.get("SNNSEARCH_DATA") or Path.home() / ".cache/snnsearch/data"
+    check_classification([str(d) for d in datasets], Path(str(root or default)))
 
 
 def check_classification(datasets: Iterable[str], root: Path) -> None:

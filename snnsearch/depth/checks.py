@@ -7,7 +7,7 @@ the check and the loader cannot disagree about the layout. Runs only for ``data:
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,13 @@ import numpy as np
 VELO_POINT_BYTES = 16  # x, y, z, reflectance as float32
 CAM_TO_CAM_KEYS = ("P_rect_02", "S_rect_02", "R_rect_00")  # intrinsics and GT projection
 VELO_TO_CAM_KEYS = ("R", "T")
+
+
+def check_space_data(fixed: Mapping[str, Any], possible: Callable[[str], list[Any] | None]) -> None:
+    """The preflight's check for a depth sweep (``Task.check_data``): KITTI's files when a trial
+    can use ``data: kitti`` (generated scenes need none)."""
+    if "kitti" in (possible("data") or ["synthetic"]):
+        check_kitti(fixed)
 
 
 def check_kitti(fixed: Mapping[str, Any]) -> None:

@@ -5,6 +5,8 @@ those counts under the constants of ``models.yaml`` (compute-only fp32, memory-a
 ``metrics`` turns them into per-trial metrics and the per-layer table; ``spike_driven`` expands
 I-LIF counts into binary spike trains; ``sensitivity`` tabulates the best trials under every
 model. Formulas and sources: docs/energy.md.
+
+May import: snnsearch.registry, snnsearch.constants.
 """
 
 from snnsearch.energy.counting import (

@@ -1,4 +1,10 @@
-"""Sweep results as tables (Parquet) and plots; ``python -m snnsearch.report`` is the CLI."""
+"""Reporting: sweep results as tables (Parquet), figures, the HTML sweep report, Pareto and
+repeat reports, the comparison with a source report (``compare``) and the worked energy examples;
+``python -m snnsearch.report`` is the CLI.
+
+May import: snnsearch.tracking, snnsearch.spaces, snnsearch.search, snnsearch.classify,
+snnsearch.depth, snnsearch.snn, snnsearch.energy, snnsearch.registry, snnsearch.constants.
+"""
 
 from snnsearch.reporting.results import (
     TABLE_FILE,

@@ -25,15 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from snnsearch.search.constraints import Constraint, feasible_mask, parse_constraints
 from snnsearch.search.pareto import (
-    Constraint,
     Objective,
     as_minimization,
     crowding_distance,
-    feasible_mask,
     hypervolume,
     pareto_mask,
-    parse_constraints,
     parse_objectives,
 )
 from snnsearch.spaces import storage as _storage

@@ -45,11 +45,10 @@ from snnsearch.search.silence import progress_of
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-    from snnsearch.search.schedulers import SchedulerSettings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MultiObjectiveASHA", "moasha_from_settings"]
+__all__ = ["MultiObjectiveASHA"]
 
 
 class _Bracket:
@@ -245,43 +244,39 @@ class MultiObjectiveASHA(FIFOScheduler):
         lines += [f"Bracket: {b.debug_str()}" for b in self._brackets]
         return "\n".join(lines)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The rung state as JSON-ready data (what ``scheduler_state`` snapshots on resume)."""
+        brackets = self._brackets
+        return {
+            "kind": "moasha", "num_stopped": self._num_stopped,
+            "rng": self._rng.bit_generator.state,
+            "trial_info": {t: brackets.index(b) for t, b in self._trial_info.items()},
+            "brackets": [[[m, {t: [float(x) for x in v] for t, v in b.recorded[m].items()}]
+                          for m in b.milestones] for b in brackets],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put a :meth:`state_dict` state back into a scheduler built with the same settings."""
+        brackets = self._brackets
+        if len(state["brackets"]) != len(brackets):
+            raise ValueError("saved scheduler state has another number of brackets")
+        for b, rungs in zip(brackets, state["brackets"], strict=True):
+            b.recorded = {float(m): {t: np.asarray(v, dtype=float) for t, v in rec.items()}
+                          for m, rec in rungs}
+            b.milestones = [float(m) for m, _ in rungs]
+        self._rng.bit_generator.state = state["rng"]
+        self._trial_info = {t: brackets[i] for t, i in state["trial_info"].items()}
+        self._num_stopped = state["num_stopped"]
+
     def save(self, checkpoint_path: str) -> None:
         """Write the rung state as JSON (Ray's ASHA pickles; JSON keeps ``restore`` from running
         code out of a file in the sweep storage)."""
-        from snnsearch.search.scheduler_state import dump_state
-
         with open(checkpoint_path, "w") as fh:
-            json.dump(dump_state(self), fh)
+            json.dump(self.state_dict(), fh)
 
     def restore(self, checkpoint_path: str) -> None:
         """Load a state written by :meth:`save` into a scheduler built with the same settings."""
-        from snnsearch.search.scheduler_state import load_state
-
         with open(checkpoint_path) as fh:
-            load_state(self, json.load(fh))
+            self.load_state_dict(json.load(fh))
 
 
-def moasha_from_settings(settings: SchedulerSettings) -> MultiObjectiveASHA:
-    """Scheduler factory for the ``SCHEDULERS`` registry (``--scheduler moasha``).
-
-    Reads ``settings.objectives`` (falls back to the single ``metric``/``mode``, which makes it
-    plain ASHA), ``max_t``, ``grace_period``, ``reduction_factor``, ``time_attr`` and, from
-    ``settings.options``, ``seed`` and ``brackets``.
-    """
-    objectives = settings.objectives or ((settings.metric, settings.mode),)
-    options = dict(settings.options)
-    # The sweep seed, if SchedulerSettings carries one, unless scheduler_options overrides it.
-    options.setdefault("seed", getattr(settings, "seed", None))
-    unknown = set(options) - {"seed", "brackets", "tiebreak"}
-    if unknown:
-        raise ValueError(
-            f"unknown moasha scheduler_options {sorted(unknown)}; allowed: seed, brackets, tiebreak"
-        )
-    return MultiObjectiveASHA(
-        objectives=objectives,
-        time_attr=settings.time_attr,
-        max_t=settings.max_t,
-        grace_period=settings.grace_period,
-        reduction_factor=settings.reduction_factor,
-        **options,
-    )

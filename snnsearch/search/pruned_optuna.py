@@ -55,7 +55,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from snnsearch.constants import STOP_REASON
-from snnsearch.search.pareto import Constraint, parse_constraints
+from snnsearch.search.constraints import Constraint, parse_constraints
 from snnsearch.search.silence import (
     COMPLETED,
     ERROR,

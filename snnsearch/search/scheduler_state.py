@@ -27,7 +27,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray.tune import Callback
 
 __all__ = ["STATE_FILE", "SchedulerStateCallback", "dump_state", "load_state"]
@@ -37,20 +36,12 @@ STATE_FILE = "scheduler-state.json"
 
 
 def dump_state(scheduler: Any) -> dict[str, Any] | None:
-    """JSON-ready rung state of Ray's ASHA or MO-ASHA; None for stateless schedulers (FIFO)."""
+    """JSON-ready rung state of Ray's ASHA or of a scheduler with its own ``state_dict``
+    (MO-ASHA); None for stateless schedulers (FIFO)."""
     from ray.tune.schedulers import AsyncHyperBandScheduler
 
-    from snnsearch.search.moasha import MultiObjectiveASHA
-
-    if isinstance(scheduler, MultiObjectiveASHA):
-        brackets = scheduler._brackets
-        return {
-            "kind": "moasha", "num_stopped": scheduler._num_stopped,
-            "rng": scheduler._rng.bit_generator.state,
-            "trial_info": {t: brackets.index(b) for t, b in scheduler._trial_info.items()},
-            "brackets": [[[m, {t: [float(x) for x in v] for t, v in b.recorded[m].items()}]
-                          for m in b.milestones] for b in brackets],
-        }
+    if hasattr(scheduler, "state_dict"):
+        return scheduler.state_dict()
     if isinstance(scheduler, AsyncHyperBandScheduler):
         brackets = scheduler._brackets
         return {
@@ -65,19 +56,15 @@ def dump_state(scheduler: Any) -> dict[str, Any] | None:
 
 def load_state(scheduler: Any, state: dict[str, Any]) -> None:
     """Put a :func:`dump_state` state back into a scheduler built with the same settings."""
+    if hasattr(scheduler, "load_state_dict"):
+        scheduler.load_state_dict(state)
+        return
     brackets = scheduler._brackets
     if len(state["brackets"]) != len(brackets):
         raise ValueError("saved scheduler state has another number of brackets")
-    if state["kind"] == "moasha":
-        for b, rungs in zip(brackets, state["brackets"], strict=True):
-            b.recorded = {float(m): {t: np.asarray(v, dtype=float) for t, v in rec.items()}
-                          for m, rec in rungs}
-            b.milestones = [float(m) for m, _ in rungs]
-        scheduler._rng.bit_generator.state = state["rng"]
-    else:
-        for b, rungs in zip(brackets, state["brackets"], strict=True):
-            b._rungs = [(m, dict(rec)) for m, rec in rungs]
-        scheduler._counter = state.get("counter", 0)
+    for b, rungs in zip(brackets, state["brackets"], strict=True):
+        b._rungs = [(m, dict(rec)) for m, rec in rungs]
+    scheduler._counter = state.get("counter", 0)
     scheduler._trial_info = {t: brackets[i] for t, i in state["trial_info"].items()}
     scheduler._num_stopped = state["num_stopped"]
 

@@ -81,11 +81,33 @@ def _fifo(settings: SchedulerSettings) -> TrialScheduler:
 
 
 @SCHEDULERS.register("moasha")
-def _moasha(settings: SchedulerSettings) -> TrialScheduler:
-    # Multi-objective ASHA (docs/moasha.md); with no --objectives it ranks the single metric.
-    from snnsearch.search.moasha import moasha_from_settings
+def moasha_from_settings(settings: SchedulerSettings) -> TrialScheduler:
+    """Scheduler factory for the ``SCHEDULERS`` registry (``--scheduler moasha``).
 
-    return moasha_from_settings(settings)
+    Reads ``settings.objectives`` (falls back to the single ``metric``/``mode``, which makes it
+    plain ASHA), ``max_t``, ``grace_period``, ``reduction_factor``, ``time_attr`` and, from
+    ``settings.options``, ``seed`` and ``brackets``.
+    """
+    # Multi-objective ASHA (docs/moasha.md); with no --objectives it ranks the single metric.
+    from snnsearch.search.moasha import MultiObjectiveASHA
+
+    objectives = settings.objectives or ((settings.metric, settings.mode),)
+    options = dict(settings.options)
+    # The sweep seed, if SchedulerSettings carries one, unless scheduler_options overrides it.
+    options.setdefault("seed", getattr(settings, "seed", None))
+    unknown = set(options) - {"seed", "brackets", "tiebreak"}
+    if unknown:
+        raise ValueError(
+            f"unknown moasha scheduler_options {sorted(unknown)}; allowed: seed, brackets, tiebreak"
+        )
+    return MultiObjectiveASHA(
+        objectives=objectives,
+        time_attr=settings.time_attr,
+        max_t=settings.max_t,
+        grace_period=settings.grace_period,
+        reduction_factor=settings.reduction_factor,
+        **options,
+    )
 
 
 def build_scheduler(name: str, settings: SchedulerSettings) -> TrialScheduler:

@@ -14,8 +14,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from snnsearch.spaces import storage as _storage
@@ -64,28 +63,38 @@ def check_flags(settings: SweepSettings) -> None:
         if not ok:
             value = getattr(settings, flag[2:].replace("-", "_"))
             raise ValueError(f"{flag} {value}: {problem}")
-    from snnsearch.classify.checks import check_data_dir
-
     check_data_dir(settings.data_dir)
 
 
 def check_data(space: SearchSpace) -> None:
-    """The dataset files every trial of ``space`` will open (see ``data_checks``)."""
-    from snnsearch.classify import checks as D
+    """The dataset files every trial of ``space`` will open: the task's ``check_data``
+    (``snnsearch.sweep.tasks``), given the values each key can take."""
+    from snnsearch.sweep.tasks import task_checks
 
     fixed = space.fixed
     root = fixed.get("data_dir")
-    D.check_data_dir(str(root) if root else None, "data_dir")
-    if space.trainable == "classify":
-        datasets = D.possible("dataset", fixed, space.params) or ["mnist"]
-        # = snnsearch.classify.data.default_data_root (not imported: it imports torch)
-        default = os.environ.get("SNNSEARCH_DATA") or Path.home() / ".cache/snnsearch/data"
-        D.check_classification([str(d) for d in datasets], Path(str(root or default)))
-    elif space.trainable == "depth" and "kitti" in (D.possible("data", fixed, space.params)
-                                                    or ["synthetic"]):
-        from snnsearch.depth.checks import check_kitti
+    check_data_dir(str(root) if root else None, "data_dir")
+    check, _ = task_checks(space.trainable)
+    if check is not None:
+        check(fixed, lambda key: possible(key, fixed, space.params))
 
-        check_kitti(fixed)
+
+def possible(key: str, fixed: Mapping[str, Any], params: Iterable[Any]) -> list[Any] | None:
+    """Values ``key`` can take in a trial: the fixed value, a categorical's choices, or None
+    (not set, or a numeric range)."""
+    if key in fixed:
+        return [fixed[key]]
+    for param in params:
+        if param.name == key:
+            return list(param.choices) if param.kind == "categorical" else None
+    return None
+
+
+def check_data_dir(data_dir: str | None, flag: str = "--data-dir") -> None:
+    """``data_dir`` (if given) must be a directory."""
+    if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise ValueError(f"{flag} {data_dir} is a file, not a directory; pass the folder that "
+                         "holds the dataset")
 
 
 def check_local_resources(settings: SweepSettings) -> None:
@@ -158,19 +167,19 @@ def preflight(settings: SweepSettings) -> None:
 
 
 def check_trial_inputs(trainable: str, fixed: Mapping[str, Any]) -> None:
-    """Task checks of the fixed trial config: a known ``energy_model`` and ``sram_kb`` > 0;
-    depth on KITTI: explicit train/val split files that share no frame (a ValueError), warnings
-    for shared drives (``snnsearch.depth.splits``)."""
+    """Checks of the fixed trial config: a known ``energy_model`` and ``sram_kb`` > 0, then the
+    task's ``check_trial`` (depth on KITTI: explicit train/val split files that share no frame,
+    a ValueError; warnings for shared drives, logged)."""
     if "energy_model" in fixed or "sram_kb" in fixed:
         from snnsearch.energy.models import DEFAULT_MODEL, DEFAULT_SRAM_KB, check_choice
 
         check_choice(str(fixed.get("energy_model", DEFAULT_MODEL)),
                      float(fixed.get("sram_kb", DEFAULT_SRAM_KB)))
-    if trainable == "depth":
-        from snnsearch.depth.splits import check_config_splits
+    from snnsearch.sweep.tasks import task_checks
 
-        for warning in check_config_splits(fixed):
-            log.warning(warning)
+    _, check = task_checks(trainable)
+    for warning in (check(fixed) if check is not None else []):
+        log.warning(warning)
 
 
 def check_writable(sweep_dir: str, storage: str) -> None:

@@ -235,7 +235,7 @@ def _tiebreak(value: Any) -> str:
 def _constraints(specs: Any) -> tuple[str, ...]:
     """``--constraint`` / ``tune.constraints`` as canonical strings (parsed once here, so a
     malformed one fails before Ray starts)."""
-    from snnsearch.search.pareto import parse_constraints
+    from snnsearch.search.constraints import parse_constraints
 
     if isinstance(specs, str):
         specs = [specs]

@@ -1,10 +1,20 @@
 """Tiny real Ray function trainables for testing the sweep engine without datasets.
 
-``quadratic`` behaves like the real trainables as far as the tuner can see: flat config with
-unknown keys rejected, one ``ray.tune.report`` per epoch with the shared metric keys, a checkpoint
-directory holding ``state.json`` and ``figures/*.png``, and resume from ``tune.get_checkpoint()``.
-Its objective is a known quadratic, so tests can check that ASHA keeps the better trials.
-``fail_epoch`` makes a trial raise at that epoch (the "deliberately failing variant").
+All three behave like the real trainables as far as the tuner can see: flat config with unknown
+keys rejected, one ``ray.tune.report`` per epoch with a checkpoint directory holding
+``state.json``, and resume from ``tune.get_checkpoint()``. They live in the package (not in
+tests/) so Ray worker processes on every node can import them by name.
+
+- ``quadratic``: the shared metric keys and ``figures/*.png``; its objective is a known quadratic,
+  so tests can check that ASHA keeps the better trials. ``fail_epoch`` makes a trial raise at that
+  epoch (the "deliberately failing variant").
+- ``faulty``: ``fault`` chooses what goes wrong at ``fault_epoch``: ``"oom"`` raises the error
+  PyTorch raises when the GPU runs out of memory (``torch.OutOfMemoryError``; simulated, since CI
+  has no GPU), ``"none"`` trains normally.
+- ``epochs_on_nodes``: tells where it ran: every epoch reports the node id, the GPU share Ray
+  assigned and the epoch its checkpoint restored from (0 = fresh start). It sleeps ``sleep_s``
+  per epoch instead of training, so a multi-node test spends its time on scheduling, node
+  failure and restore, which is what it tests.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "fail_epoch": -1,
     "data_dir": None,
 }
+FAULT_DEFAULTS: dict[str, Any] = {"x": 0.5, "epochs": 3, "sleep_s": 0.0, "fault": "none",
+                                  "fault_epoch": 1}
+OOM_MESSAGE = ("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.19 GiB total "
+               "capacity; 75.02 GiB already allocated) [simulated by the fault test]")
+NODE_KEYS = frozenset({"x", "epochs", "sleep_s"})
 
 
 class QuadraticError(RuntimeError):
@@ -47,26 +63,81 @@ def quadratic(config: dict[str, Any]) -> None:
     Args:
         config: keys from ``DEFAULTS``; anything else raises ValueError like the real trainables.
     """
-    from ray import tune
-
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown}; known: {sorted(DEFAULTS)}")
-    cfg = {**DEFAULTS, **config}
-    start = 1
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as ckpt:
-            start = json.loads((Path(ckpt) / "state.json").read_text())["epoch"] + 1
-    for epoch in range(start, int(cfg["epochs"]) + 1):
+    cfg = _with_defaults(config, DEFAULTS)
+    for epoch in range(_restored_epoch() + 1, int(cfg["epochs"]) + 1):
         t0 = time.perf_counter()
         time.sleep(float(cfg["sleep_s"]))
         if epoch == cfg["fail_epoch"]:
             raise QuadraticError(f"deliberate failure at epoch {epoch}")
         metrics = _metrics(cfg, epoch, time.perf_counter() - t0)
-        with tempfile.TemporaryDirectory() as tmp:
-            _write_checkpoint(Path(tmp), epoch, metrics)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        _report(metrics, epoch, lambda directory: _write_figures(directory, epoch, metrics))
+
+
+def faulty(config: dict[str, Any]) -> None:
+    """Reports ``val_acc``/``val_loss`` per epoch; raises the configured fault at its epoch."""
+    import torch
+
+    cfg = _with_defaults(config, FAULT_DEFAULTS)
+    for epoch in range(_restored_epoch() + 1, int(cfg["epochs"]) + 1):
+        time.sleep(float(cfg["sleep_s"]))
+        if cfg["fault"] == "oom" and epoch == int(cfg["fault_epoch"]):
+            raise torch.OutOfMemoryError(OOM_MESSAGE)
+        loss = (float(cfg["x"]) - 0.3) ** 2 + 1.0 / epoch
+        _report({"epoch": epoch, "val_loss": loss, "val_acc": 1.0 / (1.0 + loss)}, epoch)
+
+
+def epochs_on_nodes(config: dict[str, Any]) -> None:
+    """Reports ``epochs`` results with a checkpoint each; resumes from ``tune.get_checkpoint``.
+
+    Args:
+        config: ``x`` (objective input), ``epochs``, ``sleep_s`` (seconds per epoch).
+    """
+    import ray
+
+    _check_keys(config, NODE_KEYS)
+    restored = _restored_epoch()
+    context = ray.get_runtime_context()
+    node = context.get_node_id()
+    gpu = float(context.get_assigned_resources().get("GPU", 0.0))
+    for epoch in range(restored + 1, int(config["epochs"]) + 1):
+        time.sleep(float(config["sleep_s"]))
+        _report({"epoch": epoch, "val_acc": 1.0 - abs(float(config["x"]) - 0.5) / epoch,
+                 "restored_from": restored, "gpu_share": gpu, "node_id": node}, epoch)
+
+
+def _check_keys(config: Mapping[str, Any], known: Iterable[str]) -> None:
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; known: {sorted(known)}")
+
+
+def _with_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` over ``defaults``; an unknown key raises like the real trainables."""
+    _check_keys(config, defaults)
+    return {**defaults, **config}
+
+
+def _restored_epoch() -> int:
+    """The epoch of the checkpoint Tune restored this trial from (0: a fresh start)."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as directory:
+        return int(json.loads((Path(directory) / "state.json").read_text())["epoch"])
+
+
+def _report(metrics: dict[str, Any], epoch: int,
+            extra: Callable[[Path], None] | None = None) -> None:
+    """``tune.report`` with a checkpoint holding ``state.json`` (and what ``extra`` writes)."""
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "state.json").write_text(json.dumps({"epoch": epoch}))
+        if extra is not None:
+            extra(Path(tmp))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
 def _metrics(cfg: dict[str, Any], epoch: int, elapsed: float) -> dict[str, Any]:
@@ -90,13 +161,12 @@ def _metrics(cfg: dict[str, Any], epoch: int, elapsed: float) -> dict[str, Any]:
     return metrics
 
 
-def _write_checkpoint(directory: Path, epoch: int, metrics: dict[str, Any]) -> None:
+def _write_figures(directory: Path, epoch: int, metrics: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (directory / "state.json").write_text(json.dumps({"epoch": epoch}))
     figures = directory / "figures"
     figures.mkdir()
     fig, ax = plt.subplots(figsize=(2, 2), dpi=50)

@@ -33,16 +33,12 @@ class FakeGpuCluster:
 @pytest.fixture
 def fake_gpu_cluster(tmp_path: Path) -> Iterator[FakeGpuCluster]:
     """Head (1 CPU, 0 GPU) + 2 workers (2 CPUs, 1 fake GPU each), driver connected to it."""
-    import _node_trainable
     import ray
-    import ray.cloudpickle
     from ray.cluster_utils import Cluster
 
     had_session = ray.is_initialized()
     if had_session:
         ray.shutdown()
-    # Worker processes cannot import a module that lives in tests/; ship it by value.
-    ray.cloudpickle.register_pickle_by_value(_node_trainable)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
         "_system_config": FAST_FAILURE_DETECTION,
@@ -57,6 +53,5 @@ def fake_gpu_cluster(tmp_path: Path) -> Iterator[FakeGpuCluster]:
     finally:
         ray.shutdown()
         cluster.shutdown()
-        ray.cloudpickle.unregister_pickle_by_value(_node_trainable)
         if had_session:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -30,7 +30,7 @@ KILL_AFTER_EPOCH = 2
 def _space(tmp_path: Path) -> Path:
     path = tmp_path / "nodes.yaml"
     path.write_text(yaml.safe_dump({
-        "trainable": "_node_trainable:epochs_on_nodes",
+        "trainable": "snnsearch.testing.trainables:epochs_on_nodes",
         "experiment": "cluster-nodes",
         "fixed": {"sleep_s": 0.7},
         "space": {"x": {"float": [0.0, 1.0]}},

@@ -49,8 +49,8 @@ def test_depth_space_keeps_one_checkpoint_and_no_silence_stopper() -> None:
     silence stopping (a silent deepest stage still predicts through the membrane shortcut)."""
     from snnsearch.spaces.space import load_space
     from snnsearch.sweep.cli import REPO, build_parser
-    from snnsearch.sweep.run import build_tuner
     from snnsearch.sweep.settings import resolve_settings
+    from snnsearch.sweep.tuner import build_tuner
 
     space = load_space(REPO / "search_spaces" / "depth.yaml")
     for smoke in (False, True):

@@ -36,14 +36,9 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def fault_trainable() -> Iterator[str]:
-    """``module:function`` of the fault trainable; workers get the module by value."""
-    import _fault_trainables
-    import ray.cloudpickle
-
-    ray.cloudpickle.register_pickle_by_value(_fault_trainables)
-    yield "_fault_trainables:faulty"
-    ray.cloudpickle.unregister_pickle_by_value(_fault_trainables)
+def fault_trainable() -> str:
+    """``module:function`` of the fault trainable (``snnsearch.testing.trainables``)."""
+    return "snnsearch.testing.trainables:faulty"
 
 
 @pytest.fixture

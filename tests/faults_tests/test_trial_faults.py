@@ -12,12 +12,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _fault_trainables import OOM_MESSAGE
 
 from snnsearch.search.searchers import build_searcher
 from snnsearch.spaces.space import load_space
 from snnsearch.sweep.cli import main
 from snnsearch.testing.sweeps import sweep_runs
+from snnsearch.testing.trainables import OOM_MESSAGE
 from snnsearch.tracking import mlflow_logging as M
 
 

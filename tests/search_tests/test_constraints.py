@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from snnsearch.search.pareto import (
+from snnsearch.search.constraints import (
     Constraint,
     constraint_violations,
     feasible_mask,
@@ -69,7 +69,7 @@ def _resolve(**overrides: Any) -> Any:
 
 def test_cli_constraints_and_tiebreak_reach_settings_searcher_and_scheduler() -> None:
     from snnsearch.search.searchers import build_searcher
-    from snnsearch.sweep.run import _scheduler_options
+    from snnsearch.sweep.tuner import _scheduler_options
 
     args = vars(build_parser("mnist", MNIST_SPACE).parse_args([
         "--constraint", "energy_mj<=0.5", "--constraint", "val_acc>=0.98",

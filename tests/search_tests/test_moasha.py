@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from snnsearch.search.moasha import MultiObjectiveASHA, moasha_from_settings
-from snnsearch.search.schedulers import SchedulerSettings
+from snnsearch.search.moasha import MultiObjectiveASHA
+from snnsearch.search.schedulers import SchedulerSettings, moasha_from_settings
 
 C, S = TrialScheduler.CONTINUE, TrialScheduler.STOP
 OBJ = [("val_acc", "max"), ("energy_mj", "min")]

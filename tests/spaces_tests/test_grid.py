@@ -12,8 +12,8 @@ import yaml
 
 from snnsearch.spaces.grid import CELL_KEY, strip_cell
 from snnsearch.spaces.space import SpaceError, load_space, parse_space
-from snnsearch.sweep.run import check_config_keys
 from snnsearch.sweep.settings import resolve_settings, trial_fixed
+from snnsearch.sweep.tasks import check_config_keys
 
 REPO = Path(__file__).resolve().parents[2]
 REPORT = REPO / "search_spaces" / "report"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from snnsearch.spaces.space import SpaceError, load_space, parse_space
-from snnsearch.sweep.run import check_config_keys
+from snnsearch.sweep.tasks import check_config_keys
 from snnsearch.testing.sweeps import QUADRATIC_SPACE
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,226 @@
+"""The one place that assembles Ray Tune objects: Tuner, TuneConfig, RunConfig, searcher,
+scheduler, stopper and console reporter (after syne-tune's ``Tuner`` taking its parts), and the
+connection to Ray. ``snnsearch.sweep.run`` drives a sweep's life with them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from snnsearch.search.schedulers import SchedulerSettings, build_scheduler
+from snnsearch.search.searchers import build_searcher
+from snnsearch.spaces.space import SearchSpace
+from snnsearch.sweep.preflight import TOKEN_HINT, check_listening
+from snnsearch.sweep.settings import SweepSettings, trial_fixed
+from snnsearch.sweep.warm_start import WarmStart, add_to_study
+
+if TYPE_CHECKING:
+    from ray import tune
+
+
+def connect_ray() -> None:
+    """Joins the cluster named by ``RAY_ADDRESS`` (set inside ``ray job submit``), else starts
+    a private local Ray.
+
+    ``address="local"`` matters: a bare ``ray.init()`` would attach to any cluster it finds in
+    /tmp/ray, including someone else's.
+
+    Raises:
+        ValueError: nothing answers at ``RAY_ADDRESS``, or the cluster refuses this client
+            (with token authentication: a missing or wrong Ray token).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if not address:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        return
+    check_listening(address)
+    try:
+        ray.init(log_to_driver=False)
+    except (ConnectionError, ray.exceptions.AuthenticationError) as err:
+        raise ValueError(
+            f"the Ray cluster at RAY_ADDRESS={address} refused this client ({err}); {TOKEN_HINT}"
+        ) from None
+
+
+def build_tuner(
+    settings: SweepSettings,
+    space: SearchSpace,
+    *,
+    trainable: Callable[[dict[str, Any]], None],
+    callbacks: Sequence[tune.Callback] = (),
+    warm: WarmStart | None = None,
+) -> tune.Tuner:
+    """A fresh Tuner for ``settings`` over ``space`` (``restore_tuner`` for ``--resume``);
+    ``warm``: earlier trials added to the Optuna study (``--warm-start``)."""
+    from ray import tune
+
+    fixed = trial_fixed(space, settings)
+    # Fixed values (smoke, CLI) replace searched parameters of the same name.
+    space = space.with_fixed(fixed)
+    # Multi-objective: one Optuna study over every objective; TuneConfig keeps the primary one.
+    names = [m for m, _ in settings.objectives]
+    searcher = build_searcher(
+        space=space.define_by_run(), sampler=settings.sampler, seed=settings.seed,
+        metric=names if len(names) > 1 else settings.metric,
+        mode=[d for _, d in settings.objectives] if len(names) > 1 else settings.mode,
+        options=settings.sampler_options,
+        # = fixed["epochs"] (trial_fixed): a trial that ran this many epochs was not stopped.
+        max_t=settings.max_epochs,
+        constraints=settings.constraints,
+    )
+    if warm is not None:
+        add_to_study(searcher._ot_study, warm)
+    scheduler = build_scheduler(
+        settings.scheduler,
+        SchedulerSettings(
+            metric=settings.metric, mode=settings.mode, max_t=settings.max_epochs,
+            grace_period=settings.grace, reduction_factor=settings.reduction_factor,
+            objectives=settings.objectives, seed=settings.seed,
+            options=_scheduler_options(settings),
+        ),
+    )
+    tune_config = tune.TuneConfig(
+        metric=settings.metric,
+        mode=settings.mode,
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=settings.samples,
+        max_concurrent_trials=settings.concurrency,
+        # Reusing trial actors skips a fresh worker process (and torch import) per trial.
+        reuse_actors=True,
+    )
+    from snnsearch.search.scheduler_state import SchedulerStateCallback
+
+    run_config = tune.RunConfig(
+        name=settings.name,
+        storage_path=settings.storage,
+        # Ray does not snapshot scheduler state; this callback does (ASHA rungs survive resume).
+        # Before the state signer (tuning/state_hmac.py), so its file is signed with the snapshot.
+        callbacks=[SchedulerStateCallback(scheduler), *callbacks],
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        # The latest per trial by default: resume needs only it, figures are in MLflow.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
+        progress_reporter=_console_reporter(settings, space),
+        verbose=1,
+        stop=_stopper(settings),
+    )
+    return tune.Tuner(
+        _with_resources(trainable, settings),
+        param_space=fixed,
+        tune_config=tune_config,
+        run_config=run_config,
+    )
+
+
+def _scheduler_options(settings: SweepSettings) -> dict[str, Any]:
+    """The space's ``scheduler_options`` plus ``--moasha-tiebreak`` for MO-ASHA."""
+    options = dict(settings.scheduler_options)
+    if settings.scheduler == "moasha":
+        options.setdefault("tiebreak", settings.moasha_tiebreak)
+    return options
+
+
+def _stopper(settings: SweepSettings) -> tune.Stopper | None:
+    """The silent/saturated-network stopper when ``settings.silence`` is on (else None).
+
+    Further stoppers would be combined with it through ``ray.tune.stopper.CombinedStopper``.
+    """
+    if not settings.silence:
+        return None
+    from snnsearch.search.silence import SilenceStopper
+
+    return SilenceStopper(check_from=settings.silence_from, **dict(settings.silence_options))
+
+
+def _console_reporter(settings: SweepSettings, space: SearchSpace) -> tune.ProgressReporter:
+    """A compact status table every 30 s (objective, epochs and sampled parameters).
+
+    Ray's newer console output prints a box per trial start/finish, which floods the console on
+    a 100-trial sweep; the table reporter is used instead (see ``table_console``).
+    """
+    from ray import tune
+
+    return tune.CLIReporter(
+        metric_columns={settings.metric: settings.metric, "training_iteration": "epochs"},
+        # No parameter_columns: Ray then shows each trial's sampled parameters; a fixed list
+        # would crash its best-trial line on conditional parameters a trial did not sample.
+        max_report_frequency=30,
+        max_progress_rows=20,
+        # metric/mode come from TuneConfig; Ray refuses a reporter that has its own.
+        sort_by_metric=True,
+    )
+
+
+@contextlib.contextmanager
+def table_console() -> Iterator[None]:
+    """Selects Ray's table console output for one fit (Ray reads this variable at fit time)."""
+    # The second variable silences a per-checkpoint warning that num_to_keep triggers on
+    # every short epoch; the snapshots it warns about are what makes --resume work.
+    values = {
+        "RAY_AIR_NEW_OUTPUT": "0",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    }
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def restore_tuner(
+    settings: SweepSettings, trainable: Callable[[dict[str, Any]], None]
+) -> tune.Tuner:
+    """``Tuner.restore`` of an interrupted sweep: finished trials stay finished, unfinished ones
+    continue from their last checkpoint, errored ones stay errored. Searcher, scheduler and
+    callbacks (with the parent run id) come back from the sweep directory."""
+    from ray import tune
+
+    return tune.Tuner.restore(
+        settings.sweep_dir, trainable=_with_resources(trainable, settings),
+        resume_unfinished=True, resume_errored=False, restart_errored=False,
+    )
+
+
+def _with_resources(trainable: Callable[[dict[str, Any]], None], settings: SweepSettings) -> Any:
+    from ray import tune
+
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    return tune.with_resources(trainable, resources)
+
+
+def build_repeat_tuner(settings: SweepSettings, points: Sequence[dict[str, Any]], *,
+                       trainable: Callable[[dict[str, Any]], None],
+                       callbacks: Sequence[tune.Callback] = ()) -> tune.Tuner:
+    """The ``--repeats`` Tuner: exactly ``points`` (full configs), FIFO, no stopper, in
+    ``<sweep>/repeats``."""
+    from ray import tune
+
+    from snnsearch.sweep.repeats import REPEATS_DIR, FixedConfigs
+
+    return tune.Tuner(
+        _with_resources(trainable, settings),
+        param_space={},
+        tune_config=tune.TuneConfig(
+            num_samples=len(points), search_alg=FixedConfigs(points),
+            max_concurrent_trials=settings.concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=REPEATS_DIR, storage_path=settings.sweep_dir, callbacks=list(callbacks),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            progress_reporter=tune.CLIReporter(
+                metric_columns={settings.metric: settings.metric, "training_iteration": "epochs"},
+                max_report_frequency=30, max_progress_rows=20),
+            verbose=1),
+    )
