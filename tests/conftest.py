@@ -50,6 +50,10 @@ def shared_data() -> Path:
     return SHARED_DATA.resolve()
 
 
+# The local Ray of the test session (2 CPUs: the CI machine).
+RAY_INIT = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One local Ray instance for all tests marked ``ray`` (``ray.init`` costs 3-4 s).
@@ -60,10 +64,27 @@ def ray_session() -> Iterator[None]:
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(**RAY_INIT)
     yield
     if started:
         ray.shutdown()
+
+
+@pytest.fixture
+def ray_stopped() -> Iterator[None]:
+    """No Ray in this process while the test runs, so it can assert that the code under test did
+    not start Ray whatever ran before it (an earlier in-process sweep leaves its Ray up); a
+    session that was up is started again afterwards."""
+    import ray
+
+    was_up = ray.is_initialized()
+    if was_up:
+        ray.shutdown()
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+    if was_up:
+        ray.init(**RAY_INIT)
 
 
 @pytest.fixture(scope="session")

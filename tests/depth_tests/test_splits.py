@@ -65,7 +65,7 @@ def test_kitti_config_needs_explicit_splits(tmp_path: Path) -> None:
 
 def test_sweep_refuses_overlapping_splits_before_ray(
     kitti_stereo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, ray_stopped: None,
 ) -> None:
     """The real CLI path: exit 2 with one line, nothing created, Ray not started."""
     import ray
