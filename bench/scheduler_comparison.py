@@ -11,7 +11,7 @@ the same sampler seed and sample count; only scheduling differs:
 Reported per arm: trial-epochs spent (sum of epochs run), wall time of ``fit``, best val_acc seen
 in any epoch, and the hypervolume of the (val_acc, energy_mj) front of the completed trials for
 a stated reference point (default: val_acc 0.0, energy_mj ``--ref-mj``; only points better than
-it in both count). The Tuner is assembled here rather than through ``tuning.run`` because the
+it in both count). The Tuner is assembled here rather than through ``snnsearch.sweep.tuner`` because the
 arms differ in exactly the parts ``run_sweep`` fixes per sweep (searcher class, stopper).
 
     python bench/scheduler_comparison.py --samples 16 --epochs 4 --out bench/results/mnist.json

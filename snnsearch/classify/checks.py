@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # torchvision.datasets.{MNIST,FashionMNIST}.resources (copied so the check needs no torch import;
-# tests/tuning_tests/test_data_checks.py asserts they still match torchvision's lists).
+# tests/sweep_tests/test_preflight_checks.py asserts they still match torchvision's lists).
 MD5 = {
     "mnist": {
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",

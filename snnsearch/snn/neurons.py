@@ -2,17 +2,21 @@
 
 Every SNN family takes a :class:`NeuronSpec`, so one knob switches IF / LIF / PLIF / I-LIF and the
 same network with ``kind="relu"`` is its ANN twin with identical parameter names (that is what makes
-ANN→SNN weight transfer a plain ``load_state_dict``).
+ANN→SNN weight transfer a plain ``load_state_dict``). A new neuron is one ``@NEURONS.register``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
 from spikingjelly.activation_based import neuron, surrogate
 
-NEURON_KINDS = ("if", "lif", "plif", "ilif", "relu")
+from snnsearch.registry import Registry
+
+# name → builder of a fresh multi-step module from a NeuronSpec (registered below the spec).
+NEURONS: Registry[Callable[[NeuronSpec], nn.Module]] = Registry("neuron")
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,7 @@ class NeuronSpec:
     """Neuron hyperparameters shared by every layer of a network.
 
     Args:
-        kind: one of ``NEURON_KINDS``.
+        kind: a ``NEURONS`` name (if, ilif, lif, plif, relu).
         tau: membrane time constant (LIF, PLIF initial value, I-LIF); spikingjelly asserts tau > 1.
         v_threshold: firing threshold.
         D: I-LIF's maximum integer spike count per step (ignored by other kinds).
@@ -36,9 +40,9 @@ class NeuronSpec:
     detach_reset: bool = True
 
     def __post_init__(self) -> None:
-        if self.kind not in NEURON_KINDS:
+        if self.kind not in NEURONS:
             raise ValueError(
-                f"unknown neuron {self.kind!r}; choose one of: {', '.join(NEURON_KINDS)}"
+                f"unknown neuron {self.kind!r}; choose one of: {', '.join(NEURONS.names())}"
             )
         if not float(self.tau) > 1.0:
             raise ValueError(f"tau must be a float > 1 (got {self.tau}); e.g. tau=2.0")
@@ -61,22 +65,42 @@ class NeuronSpec:
 
     def build(self) -> nn.Module:
         """A fresh multi-step neuron module (input ``[T, B, ...]``)."""
-        common = dict(
-            v_threshold=self.v_threshold, detach_reset=self.detach_reset, step_mode="m"
-        )
-        atan = surrogate.ATan(alpha=self.surrogate_alpha)
-        if self.kind == "relu":
-            return nn.ReLU()
-        if self.kind == "if":
-            return neuron.IFNode(surrogate_function=atan, **common)
-        if self.kind == "lif":
-            return neuron.LIFNode(tau=float(self.tau), surrogate_function=atan, **common)
-        if self.kind == "plif":
-            return neuron.ParametricLIFNode(
-                init_tau=float(self.tau), surrogate_function=atan, **common
-            )
-        return neuron.ILIFNode(
-            tau=float(self.tau),
-            surrogate_function=surrogate.MultiLevelSpikeCount(int(self.D)),
-            **common,
-        )
+        return NEURONS.get(self.kind)(self)
+
+    def common(self) -> dict:
+        """The keyword arguments every spikingjelly node takes from the spec."""
+        return dict(v_threshold=self.v_threshold, detach_reset=self.detach_reset, step_mode="m")
+
+    def atan(self) -> surrogate.ATan:
+        return surrogate.ATan(alpha=self.surrogate_alpha)
+
+
+@NEURONS.register("if")
+def _if(spec: NeuronSpec) -> nn.Module:
+    return neuron.IFNode(surrogate_function=spec.atan(), **spec.common())
+
+
+@NEURONS.register("lif")
+def _lif(spec: NeuronSpec) -> nn.Module:
+    return neuron.LIFNode(tau=float(spec.tau), surrogate_function=spec.atan(), **spec.common())
+
+
+@NEURONS.register("plif")
+def _plif(spec: NeuronSpec) -> nn.Module:
+    return neuron.ParametricLIFNode(init_tau=float(spec.tau), surrogate_function=spec.atan(),
+                                    **spec.common())
+
+
+@NEURONS.register("ilif")
+def _ilif(spec: NeuronSpec) -> nn.Module:
+    return neuron.ILIFNode(tau=float(spec.tau),
+                           surrogate_function=surrogate.MultiLevelSpikeCount(int(spec.D)),
+                           **spec.common())
+
+
+@NEURONS.register("relu")
+def _relu(spec: NeuronSpec) -> nn.Module:
+    return nn.ReLU()
+
+
+NEURON_KINDS = tuple(NEURONS.names())

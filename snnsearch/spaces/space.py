@@ -2,7 +2,7 @@
 
 A space file has five sections (only ``trainable`` and ``space`` are required)::
 
-    trainable: classify            # TRAINABLES name, or "package.module:function"
+    trainable: classify            # TASKS name, or "package.module:function"
     experiment: mnist              # MLflow experiment; defaults to the file's stem
     fixed: {dataset: mnist, epochs: 10}
     space:

@@ -65,7 +65,7 @@ def select_configs(rows: Sequence[Mapping[str, Any]], *, metric: str, mode: str,
 def run_repeats(settings: SweepSettings, results: ResultGrid,
                 fit: Callable[[Sequence[dict[str, Any]]], ResultGrid]) -> list[dict[str, Any]]:
     """Selects the configurations from the search's results, runs them through ``fit`` (which
-    builds and fits the repeat Tuner: ``tuning/run.py``) and writes ``repeats.parquet``.
+    builds and fits the repeat Tuner: ``sweep/tuner.py``) and writes ``repeats.parquet``.
 
     Returns:
         The repeat runs' rows with ``config_rank`` (empty if no trial ran its full budget).

@@ -102,7 +102,7 @@ def build_tuner(
         name=settings.name,
         storage_path=settings.storage,
         # Ray does not snapshot scheduler state; this callback does (ASHA rungs survive resume).
-        # Before the state signer (tuning/state_hmac.py), so its file is signed with the snapshot.
+        # Before the state signer (sweep/state_hmac.py), so its file is signed with the snapshot.
         callbacks=[SchedulerStateCallback(scheduler), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         # The latest per trial by default: resume needs only it, figures are in MLflow.
