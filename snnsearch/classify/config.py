@@ -10,14 +10,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from snnsearch.classify.models.config import ModelCfg
+from snnsearch.classify.models.config import ModelCfg, ModelShape
 from snnsearch.energy.models import check_choice as check_energy_choice
 from snnsearch.snn.neurons import NeuronSpec
 from snnsearch.training.flat_config import config_from_dict
 
 
 @dataclass(frozen=True)
-class ClassifyConfig:
+class ClassifyConfig(ModelShape):
     """One classification trial (MNIST / FashionMNIST). Model-shape keys decide checkpoint compatibility."""
 
     dataset: str = "mnist"
@@ -33,15 +33,8 @@ class ClassifyConfig:
     D: int = 4
     surrogate_alpha: float = 2.0
     detach_reset: bool = True
-    hidden_layers: int = 0
-    hidden_width: int = 256
-    conv_blocks: int = 2
-    channels: int = 128
-    embed_dim: int = 64
-    heads: int = 4
-    blocks: int = 1
-    patch_size: int = 4
-    mlp_ratio: float = 4.0
+    # hidden_layers, hidden_width, conv_blocks, channels, embed_dim, heads, blocks, patch_size,
+    # mlp_ratio: from ModelShape
     loss: str = "auto"
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -93,12 +86,7 @@ class ClassifyConfig:
         )
 
     def model_cfg(self) -> ModelCfg:
-        return ModelCfg(
-            T=self.T, neuron=self.neuron_spec(), hidden_layers=self.hidden_layers,
-            hidden_width=self.hidden_width, conv_blocks=self.conv_blocks, channels=self.channels,
-            embed_dim=self.embed_dim, heads=self.heads, blocks=self.blocks,
-            patch_size=self.patch_size, mlp_ratio=self.mlp_ratio,
-        )
+        return ModelCfg(T=self.T, neuron=self.neuron_spec(), **self.shape())
 
     @property
     def is_ann(self) -> bool:

@@ -6,13 +6,40 @@ only varies the ones that matter for the chosen family.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from snnsearch.snn.neurons import NeuronSpec
 
 
 @dataclass(frozen=True)
-class ModelCfg:
+class ModelShape:
+    """The shape keys every classification family reads; declared once, shared by
+    :class:`ModelCfg` and the trial config (``snnsearch.classify.config.ClassifyConfig``), whose
+    flat YAML keys they are.
+
+    Args:
+        hidden_layers, hidden_width: FC-SNN depth (0 = the single-layer net) and width.
+        conv_blocks, channels: CSNN depth knob (conv–BN–neuron[–pool] blocks) and width.
+        embed_dim, heads, blocks, patch_size, mlp_ratio: Spikformer shape.
+    """
+
+    hidden_layers: int = 0
+    hidden_width: int = 256
+    conv_blocks: int = 2
+    channels: int = 128
+    embed_dim: int = 64
+    heads: int = 4
+    blocks: int = 1
+    patch_size: int = 4
+    mlp_ratio: float = 4.0
+
+    def shape(self) -> dict:
+        """The :class:`ModelShape` fields of this object (of a subclass too) as keyword args."""
+        return {f.name: getattr(self, f.name) for f in fields(ModelShape)}
+
+
+@dataclass(frozen=True)
+class ModelCfg(ModelShape):
     """Args:
         T: timesteps (1 for ANN twins).
         neuron: neuron kind and parameters for every spiking layer.
@@ -28,15 +55,6 @@ class ModelCfg:
     in_channels: int = 1
     image_size: int = 28
     num_classes: int = 10
-    hidden_layers: int = 0
-    hidden_width: int = 256
-    conv_blocks: int = 2
-    channels: int = 128
-    embed_dim: int = 64
-    heads: int = 4
-    blocks: int = 1
-    patch_size: int = 4
-    mlp_ratio: float = 4.0
     softmax_attention: bool = False
 
     def __post_init__(self) -> None:
