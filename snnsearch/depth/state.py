@@ -117,13 +117,15 @@ class EpochShuffle(Sampler[int]):
 
 def loader_workers(requested: int) -> int:
     """DataLoader workers: ``requested`` if >= 0; -1 follows the CPUs Ray assigned to this trial
-    (``cpus_per_trial``), keeping one for the training loop; 0 outside a Ray trial."""
+    (``cpus_per_trial``), keeping one for the training loop; 0 outside a Ray trial (also in a
+    process that merely has Ray initialised, e.g. a driver or notebook training in-process)."""
     if requested >= 0:
         return requested
     try:
         import ray
 
-        if ray.is_initialized():
+        # A trial runs in an actor; in a driver get_assigned_resources() asserts.
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
             return max(0, int(cpus) - 1)
     except (ImportError, RuntimeError):

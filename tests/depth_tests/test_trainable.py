@@ -209,3 +209,15 @@ def test_short_training_lowers_the_photometric_loss(tmp_path: Path) -> None:
     _, loss_after = _val_losses(config, reporter.checkpoints[-1])
     assert loss_after < 0.9 * loss_before, (loss_before, loss_after)
     assert all(math.isfinite(h["abs_rel"]) for h in history)
+
+
+def test_loader_workers_follow_the_trial_not_a_driver_with_ray_up(ray_session: None) -> None:
+    """A process that merely has Ray initialised (a driver, a notebook training in-process after
+    a sweep) has no trial CPU share: no loader workers, not Ray's driver-mode assertion."""
+    import ray
+
+    from snnsearch.depth.state import loader_workers
+
+    assert ray.is_initialized()
+    assert loader_workers(-1) == 0
+    assert loader_workers(3) == 3
