@@ -133,6 +133,20 @@ def test_grid_space_round_trips() -> None:
     assert again == space
 
 
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_the_space_a_grid_sweep_stores_parses_again(table: str) -> None:
+    """space.yaml holds the space with the run's fixed values, --max-epochs included; the report
+    parses it again (cells with their own epochs once failed here: "also under 'fixed'")."""
+    space = load_space(REPORT / f"{table}.yaml")
+    settings = resolve_settings(space, task=TASKS[table], overrides={"max_epochs": 1})
+    stored = space.with_fixed(trial_fixed(space, settings))
+    again = parse_space(yaml.safe_load(yaml.safe_dump(stored.to_dict(), sort_keys=False)),
+                        source="space.yaml")
+    assert again.grid == stored.grid and again.fixed["epochs"] == 1
+    assert [c["epochs"] for c in again.grid.expand(again.fixed)] == [1] * len(
+        again.grid.expand(again.fixed))
+
+
 GOOD = {"trainable": "classify", "fixed": {"dataset": "mnist"},
         "grid": {"seeds": [0, 1], "cells": [
             {"name": "a", "config": {"model": "fc"}, "expected": {"test_acc": 0.9}},
