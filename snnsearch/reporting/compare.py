@@ -18,6 +18,7 @@ import dataclasses
 import html
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,11 +54,11 @@ class Stat:
         vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
         if not vals:
             return cls(None, None, 0)
-        mean = sum(vals) / len(vals)
+        mean = statistics.fmean(vals)
         if len(vals) < 2:
             return cls(mean, None, 1)
-        var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
-        return cls(mean, math.sqrt(var), len(vals))
+        # statistics.stdev sums exactly: equal values give 0, not float noise (8.5e-18).
+        return cls(mean, statistics.stdev(vals), len(vals))
 
 
 @dataclasses.dataclass(frozen=True)
