@@ -134,25 +134,42 @@ def pids_with_arg(marker: str) -> list[int]:
     return pids
 
 
+class MlflowServer:
+    """A lean ``mlflow server`` on a free loopback port, in its own process group so a test can
+    stop (kill) it mid-sweep; ``artifact_root``: a local folder for artifacts instead of the
+    server's proxied ``mlflow-artifacts:`` store."""
+
+    def __init__(self, workdir: Path, *, artifact_root: Path | None = None) -> None:
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        cmd = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1",
+               "--port", str(self.port), "--backend-store-uri",
+               f"sqlite:///{workdir / 'server.db'}"]
+        if artifact_root is not None:
+            cmd += ["--default-artifact-root", str(artifact_root)]
+        self._log = open(workdir / "mlflow_server.log", "wb")  # noqa: SIM115 - closed in stop
+        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_http(f"{self.uri}/health", self.proc, timeout=90)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_process_group(self.proc)
+        self._log.close()
+
+
 @contextlib.contextmanager
 def mlflow_server(workdir: Path) -> Iterator[str]:
     """A lean ``mlflow server`` on a free loopback port; yields its URI, stops it afterwards."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    cmd = [
-        sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1",
-        "--port", str(port), "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
-    ]
-    log = open(workdir / "mlflow_server.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+    server = MlflowServer(workdir)
     try:
-        _wait_http(f"{uri}/health", proc, timeout=90)
-        yield uri
+        yield server.uri
     finally:
-        stop_process_group(proc)
-        log.close()
+        server.stop()
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:

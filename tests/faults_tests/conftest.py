@@ -1,4 +1,4 @@
-"""Fixtures for the fault tests: the fault trainable shipped to Ray workers by value, a space
+"""Fixtures for the fault tests: the fault trainable (snnsearch.testing.trainables), a space
 file builder, a real ``mlflow server`` this test can kill, and bounded MLflow HTTP retries.
 
 MLflow's client retries a refused connection 7 times with exponential backoff (minutes); the
@@ -7,9 +7,6 @@ tests bound it the way docs/reliability.md tells users to, so a dead server cost
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from snnsearch.testing.sweeps import _wait_http, free_port, stop_process_group
+from snnsearch.testing.sweeps import MlflowServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,30 +52,10 @@ def write_space(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-class KillableMlflowServer:
-    """A lean ``mlflow server`` in its own process group, stoppable mid-test."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        cmd = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1",
-               "--port", str(self.port), "--backend-store-uri",
-               f"sqlite:///{workdir / 'server.db'}", "--default-artifact-root",
-               str(workdir / "artifacts")]
-        self._log = open(workdir / "mlflow_server.log", "wb")  # noqa: SIM115 - closed in stop
-        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_http(f"{self.uri}/health", self.proc, timeout=90)
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
-        self._log.close()
-
-
 @pytest.fixture
-def killable_mlflow(tmp_path: Path) -> Iterator[KillableMlflowServer]:
-    server = KillableMlflowServer(tmp_path)
+def killable_mlflow(tmp_path: Path) -> Iterator[MlflowServer]:
+    """An ``mlflow server`` the test may kill mid-sweep (artifacts in a local folder)."""
+    server = MlflowServer(tmp_path, artifact_root=tmp_path / "artifacts")
     try:
         yield server
     finally:
