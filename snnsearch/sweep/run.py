@@ -125,7 +125,7 @@ def _run_locked(
             # Not sorted: the order of the space's parameters is meaningful (``when``).
             _storage.write_text(_storage.join(sweep_dir, SETTINGS_FILE), json.dumps(
                 {**settings.to_dict(), "space": space.to_dict()}, indent=2, default=str))
-            _save_space(sweep_dir, space.with_fixed(trial_fixed(space, settings)))
+            _save_space(sweep_dir, stored_space(space, trial_fixed(space, settings)))
             callback = M.NestedMlflowCallback(
                 tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
                 parent_run_id=parent_id, sweep=settings.name,
@@ -242,6 +242,14 @@ def _finish(
                     "and every trial is in %s", type(err).__name__, str(err)[:200], table_path)
     return SweepOutcome(summary, text, table_path, parent_id, rows,
                         report.html_path if report else None)
+
+
+def stored_space(space: SearchSpace, fixed: dict[str, Any]) -> SearchSpace:
+    """The space ``space.yaml`` keeps: with the run's fixed values (a parameter they fix was not
+    searched); a grid as written, because the run's values override its cells per trial
+    (``grid.cell_values``) and a cell key also under ``fixed`` is refused by the parser (smoke's
+    ``pretrain: none`` against a pretrained cell). The run's values are in sweep.json and MLflow."""
+    return space if space.grid is not None else space.with_fixed(fixed)
 
 
 def _save_space(sweep_dir: str, space: SearchSpace) -> None:

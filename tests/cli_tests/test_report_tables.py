@@ -43,6 +43,9 @@ def test_table3_smoke_on_synthetic_scenes(
     rows = [line for line in compared.splitlines() if line.startswith("| ") and " | 1 | " in line]
     assert len(rows) == len(cells) * len(DEPTH_METRICS)
     assert "| ResNet-18 ANN, no pretraining | abs_rel | 0.134 |" in compared
+    # The sweep's own report opens with the comparison (it once failed on the stored space.yaml).
+    assert (tmp_path / "t3" / "report.html").is_file()
+    assert "## Table 3" in (tmp_path / "t3" / "report.md").read_text()
     client = M.make_client(mlflow_uri)
     parent_id = (tmp_path / "t3" / M.PARENT_ID_FILE).read_text().strip()
     assert COMPARE_FILE in [a.path for a in client.list_artifacts(parent_id)]
