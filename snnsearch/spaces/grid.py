@@ -310,7 +310,9 @@ def _parse_cell(index: int, data: Any, fixed: Mapping[str, Any],
     if not isinstance(config, Mapping):
         raise fail(f"{key}.config", "expected a mapping of trainable config values")
     for k, v in config.items():
-        if k in fixed:
+        # epochs may be in both: fixed["epochs"] (always set from --max-epochs, so also in the
+        # space.yaml a sweep stores) caps a cell's own epochs (``cell_values``).
+        if k in fixed and k != "epochs":
             raise fail(f"{key}.config.{k}", "also under 'fixed'; keep one")
         if k in (CELL_KEY, SEED_KEY):
             raise fail(f"{key}.config.{k}", f"'{k}' is set by the grid itself")
