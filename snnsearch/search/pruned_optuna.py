@@ -51,6 +51,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -71,7 +72,18 @@ SILENCE_CONSTRAINT = "silence"
 UNFINISHED_CONSTRAINT = "unfinished"
 CONSTRAINT_PREFIX = "constraint:"
 
-__all__ = ["CONSTRAINT_PREFIX", "SILENCE_CONSTRAINT", "UNFINISHED_CONSTRAINT", "PrunedOptunaSearch"]
+__all__ = ["CONSTRAINT_PREFIX", "SILENCE_CONSTRAINT", "UNFINISHED_CONSTRAINT", "AskTellGridSampler",
+           "PrunedOptunaSearch"]
+
+
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler without its ``study.stop()`` once every point was told: Optuna
+    allows that call only inside ``Study.optimize``, which Ray never runs (it asks and tells), so
+    it raised on the last trial of every grid sweep (a warning, the trial's state still stored).
+    Ray's ``num_samples`` (the grid's size) ends the sweep instead."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
 
 
 class PrunedOptunaSearch(OptunaSearch):

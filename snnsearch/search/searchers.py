@@ -77,11 +77,11 @@ def _qmc(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
 
 def _grid(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
     """Optuna's GridSampler over a grid space's ``{cell: [...], seed: [...]}``."""
-    import optuna
-
     if "search_space" not in options:
         raise ValueError("--sampler grid needs a grid space (search_spaces/report/*.yaml)")
-    return optuna.samplers.GridSampler(seed=seed, **options)
+    from snnsearch.search.pruned_optuna import AskTellGridSampler
+
+    return AskTellGridSampler(seed=seed, **options)
 
 
 def build_searcher(
@@ -109,8 +109,8 @@ def build_searcher(
         metric: objective reported by the trainable, or a list (multi-objective study).
         mode: "min"/"max", or a list matching ``metric``.
         options: extra keyword arguments for the sampler constructor.
-        max_t: epochs of a trial that nothing stopped: must equal the trainable's ``epochs``
-            (``settings.max_epochs``), or every trial is told PRUNED.
+        max_t: epochs of a trial that nothing stopped (``settings.max_epochs``); a trial whose
+            own ``epochs`` are fewer (a grid cell) is complete after those.
         constraints: hard constraints (``"energy_mj<=0.5"``) told to Optuna as trial
             constraints (needs ``max_t``): violators are infeasible for TPE and NSGA-II.
     """

@@ -267,7 +267,8 @@ def trial_outcome(
 
     Ray marks every ended trial ``done`` and hands searchers the same last result whether the
     trainable finished or a scheduler cut it short, so the budget is the only scheduler-agnostic
-    signal: a trial that ended before ``max_t`` without a recorded reason was stopped early.
+    signal: a trial that ended before its budget (:func:`planned_budget`: its ``epochs``, at most
+    ``max_t``) without a recorded reason was stopped early.
 
     Args:
         result: the trial's last (flattened) result, or None.
@@ -294,6 +295,18 @@ def trial_outcome(
     if any(_finite(result[m]) is None for m in metrics):
         return NON_FINITE
     progress = progress_of(result, time_attr)
-    if progress is None or progress < max_t:
+    if progress is None or progress < planned_budget(result, time_attr, max_t):
         return EARLY_STOPPED
     return COMPLETED
+
+
+def planned_budget(result: Mapping[str, Any], time_attr: str, max_t: int) -> float:
+    """The epochs this trial was to run: its ``epochs`` config when the result carries it
+    (a grid cell may train fewer than ``max_t``), capped by ``max_t``; else ``max_t``. The same
+    budget the trial table's status uses (``tracking.summary.trial_status``)."""
+    if time_attr != "training_iteration":
+        return max_t
+    config = result.get("config")
+    planned = config.get("epochs") if isinstance(config, Mapping) else result.get("config/epochs")
+    planned = _finite(planned)
+    return max_t if planned is None else min(float(max_t), planned)

@@ -4,6 +4,7 @@ run each (cell, seed) exactly once through Optuna's GridSampler, and reject bad 
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
 import optuna
@@ -182,3 +183,33 @@ def test_bad_grid_fails_in_one_line(patch: dict, message: str) -> None:
     with pytest.raises(SpaceError, match=message) as err:
         parse_space(data, source="g.yaml")
     assert "\n" not in str(err.value) and str(err.value).startswith("g.yaml: ")
+
+
+def test_a_grid_sweeps_trials_reach_optuna_complete(caplog: pytest.LogCaptureFixture) -> None:
+    """Cells train their own epochs (fewer than --max-epochs): each is COMPLETE for Optuna, not
+    PRUNED, and the last one is told without GridSampler's study.stop() error."""
+    from optuna.trial import TrialState
+
+    from snnsearch.search.searchers import build_searcher
+
+    space = load_space(REPORT / "table2.yaml")
+    settings = resolve_settings(space, task="fashion", overrides={})
+    fixed = trial_fixed(space, settings)
+    searcher = build_searcher(
+        space=space.with_fixed(fixed).define_by_run(), sampler="grid", seed=0,
+        metric="val_acc", mode="max", options=settings.sampler_options,
+        max_t=settings.max_epochs)
+    ray_logger = logging.getLogger("ray")  # does not propagate: Ray's own tell() warns there
+    ray_logger.addHandler(caplog.handler)
+    try:
+        for i in range(settings.samples):
+            config = {**fixed, **searcher.suggest(f"t{i}")}
+            assert config["epochs"] < settings.max_epochs
+            result = {"epoch": config["epochs"], "training_iteration": config["epochs"],
+                      "val_acc": 0.5, "config": config}
+            searcher.on_trial_complete(f"t{i}", result=result)
+    finally:
+        ray_logger.removeHandler(caplog.handler)
+    states = [t.state for t in searcher._ot_study.get_trials(deepcopy=False)]
+    assert states == [TrialState.COMPLETE] * settings.samples
+    assert "refused" not in caplog.text and "Study.stop" not in caplog.text
