@@ -1,4 +1,5 @@
-"""Dataset checks the driver runs before Ray starts: every file a trial will open, checked once.
+"""Classification dataset checks the driver runs before Ray starts (``Task.check_data`` of the
+classify task): every file a trial will open, checked once.
 
 Found by the trials, a bad dataset costs a Ray start and one traceback per trial ("N errored"
 and no reason); found here it is one line naming the file and the fix. Each check takes the
@@ -8,8 +9,8 @@ parameter can take, and raises ``ValueError`` with one line.
 - MNIST / FashionMNIST: ``<root>/<MNIST|FashionMNIST>/raw`` holds the four official ``.gz`` files
   (md5 as in torchvision's ``resources`` lists; a file of the other dataset is named as such),
   or the four extracted IDX files of the right size.
-- KITTI raw: every frame triplet, velodyne scan (length a multiple of 16 bytes: x, y, z,
-  reflectance as float32), calibration entry and GT file a split needs.
+
+KITTI raw is checked by the depth task's own ``snnsearch.depth.checks``.
 """
 
 from __future__ import annotations
