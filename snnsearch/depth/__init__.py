@@ -11,6 +11,6 @@ metrics), ``engine`` (train and validation steps), ``state`` (checkpoint content
 Reference: Godard et al., "Digging Into Self-Supervised Monocular Depth Estimation", ICCV 2019
 (github.com/nianticlabs/monodepth2); Eigen split evaluation as in Eigen et al., NeurIPS 2014.
 
-May import: snnsearch.snn, snnsearch.training, snnsearch.energy, snnsearch.registry,
+May import: snnsearch.storage, snnsearch.snn, snnsearch.training, snnsearch.energy, snnsearch.registry,
 snnsearch.constants (never the engine, never another task).
 """

@@ -2,7 +2,7 @@
 repeat reports, the comparison with a source report (``compare``) and the worked energy examples;
 ``python -m snnsearch.report`` is the CLI.
 
-May import: snnsearch.tracking, snnsearch.spaces, snnsearch.search, snnsearch.classify,
+May import: snnsearch.storage, snnsearch.tracking, snnsearch.spaces, snnsearch.search, snnsearch.classify,
 snnsearch.depth, snnsearch.snn, snnsearch.energy, snnsearch.registry, snnsearch.constants.
 """
 

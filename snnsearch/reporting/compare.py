@@ -226,7 +226,7 @@ def compare_sweep(table: pd.DataFrame, space: SearchSpace, sweep_dir: str, *,
     Returns:
         The Markdown text.
     """
-    from snnsearch.spaces import storage as _storage
+    from snnsearch.storage import sweepdir as _storage
 
     cells = compare(table, space)
     text = to_markdown(cells, space, sweep=sweep_dir.rstrip("/").rsplit("/", 1)[-1])

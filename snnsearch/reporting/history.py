@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -34,7 +34,7 @@ from snnsearch.search.pareto import (
     pareto_mask,
     parse_objectives,
 )
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from snnsearch.reporting.page import Section, Table
 from snnsearch.reporting.params import ParamInfo, shown
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.constants import STOP_REASON
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 from snnsearch.tracking.summary import error_headline, trial_status
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -24,7 +24,7 @@ from snnsearch.reporting import front as P
 from snnsearch.reporting.importance import Importance, importances, objective_column
 from snnsearch.reporting.page import Section, Table, cell, to_html, to_markdown
 from snnsearch.reporting.params import ParamInfo, label, load_params, shown
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -3,5 +3,5 @@ schedulers (``schedulers``: ASHA, FIFO, MO-ASHA in ``moasha``; their resumable s
 ``scheduler_state``), the silent-network stopper (``silence``), Pareto maths (``pareto``) and hard
 constraints (``constraints``). Each sampler and scheduler is one registry entry.
 
-May import: snnsearch.registry, snnsearch.constants.
+May import: snnsearch.storage, snnsearch.registry, snnsearch.constants.
 """

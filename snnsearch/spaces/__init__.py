@@ -1,6 +1,6 @@
 """What a sweep is, as data: the YAML search space (``space``, ``params``, ``checks``), fixed grids
-with expected numbers (``grid``), the safe YAML loader, and the sweep directory on local or remote
-storage (``storage``). Read by the assembly, tracking and reporting alike.
+with expected numbers (``grid``) and the safe YAML loader. Read by the assembly, tracking and
+reporting alike; the sweep directory itself is ``snnsearch.storage``.
 
-May import: snnsearch.registry, snnsearch.constants.
+May import: snnsearch.storage, snnsearch.registry, snnsearch.constants.
 """

@@ -165,7 +165,7 @@ def _stored_settings(settings, args: argparse.Namespace, space):
     different ``--space`` would be silently ignored by the restored searcher: both refused."""
     import dataclasses
 
-    from snnsearch.spaces import storage as _storage
+    from snnsearch.storage import sweepdir as _storage
     from snnsearch.spaces.checks import space_diff
     from snnsearch.spaces.space import parse_space
     from snnsearch.sweep.run import SETTINGS_FILE

@@ -20,7 +20,7 @@ import socket
 import time
 from types import TracebackType
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 
 LOCK_FILE = ".snnsearch.lock"
 

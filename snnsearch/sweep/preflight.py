@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.checks import check_space
 from snnsearch.spaces.space import SearchSpace
 from snnsearch.sweep.settings import SweepSettings, trial_fixed

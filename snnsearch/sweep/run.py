@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.grid import strip_cell
 from snnsearch.spaces.space import SearchSpace
 from snnsearch.sweep import state_hmac

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.grid import grid_settings
 from snnsearch.spaces.space import SearchSpace
 

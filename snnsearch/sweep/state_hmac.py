@@ -35,7 +35,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 
 log = logging.getLogger(__name__)
 SETTINGS_FILE = "sweep.json"

@@ -2,5 +2,5 @@
 (``mlflow_logging``, ``mlflow_client``), and the trial statuses and end-of-sweep summary shared by
 MLflow, the Parquet table and the console (``summary``).
 
-May import: snnsearch.spaces, snnsearch.constants.
+May import: snnsearch.storage, snnsearch.spaces, snnsearch.constants.
 """

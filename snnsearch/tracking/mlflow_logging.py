@@ -373,14 +373,14 @@ def _error_text(trial: Trial) -> str:
 
 def write_parent_id(sweep_dir: str, run_id: str) -> None:
     """Stores the parent run id in the sweep directory (read back on ``--resume``)."""
-    from snnsearch.spaces import storage as _storage
+    from snnsearch.storage import sweepdir as _storage
 
     _storage.write_text(_storage.join(sweep_dir, PARENT_ID_FILE), run_id + "\n")
 
 
 def read_parent_id(sweep_dir: str) -> str | None:
     """The stored parent run id, or None for a new sweep."""
-    from snnsearch.spaces import storage as _storage
+    from snnsearch.storage import sweepdir as _storage
 
     text = _storage.read_text(_storage.join(sweep_dir, PARENT_ID_FILE))
     return text.strip() if text else None

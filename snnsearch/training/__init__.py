@@ -2,5 +2,5 @@
 transfer (``pretrain``), flat trial dict → frozen config (``flat_config``) and where a trainable
 reports (``reporter``: Ray Tune or plain Python).
 
-May import: snnsearch.energy, snnsearch.registry, snnsearch.constants.
+May import: snnsearch.storage, snnsearch.energy, snnsearch.registry, snnsearch.constants.
 """
