@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from snnsearch.spaces import storage as _storage
+from snnsearch.storage import sweepdir as _storage
 from snnsearch.sweep.lock import LOCK_FILE, SweepLock
 
 
