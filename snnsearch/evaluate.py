@@ -6,7 +6,8 @@ A sweep selects on its val split only; the test split (e.g. monodepth2's Eigen
     python -m snnsearch.evaluate <sweep dir> --split test_files.txt [--gt gt_depths.npz]
 
 It picks the best trial of ``trials.parquet`` by the sweep's metric and mode (``sweep.json``),
-loads its latest checkpoint, refuses a test split that shares a frame with the trial's train or
+loads the checkpoint of the epoch whose val value the sweep reports (``best_epoch``; kept
+whatever ``--keep-checkpoints`` says), reads only JSON, Parquet and weights-only checkpoints, refuses a test split that shares a frame with the trial's train or
 val split, computes the seven Eigen metrics (monodepth2's protocol, :mod:`snnsearch.depth.eval`),
 logs them as ``test_<metric>`` to the trial's MLflow run and prints them.
 """
@@ -36,36 +37,115 @@ TEST_PREFIX = "test_"
 
 @dataclass(frozen=True)
 class BestTrial:
+    """The trial a sweep selected and the epoch whose val value it reports.
+
+    Args:
+        trial_id: Ray's trial id.
+        path: the trial folder.
+        value: its best val value (``best_<metric>`` of the table).
+        metric: the sweep's metric.
+        epoch: the epoch of that value (``best_epoch``); its checkpoint is the one evaluated.
+    """
+
     trial_id: str
     path: Path
     value: float
     metric: str
+    epoch: int | None = None
 
 
 def best_trial(sweep_dir: str | Path) -> BestTrial:
-    """The sweep's best finished trial by its own metric/mode (errored trials never count)."""
-    from snnsearch.reporting.results import load_table
+    """The sweep's best finished trial by its own metric/mode (errored trials never count).
 
-    sweep_dir = Path(sweep_dir)
-    settings_file = sweep_dir / "sweep.json"
-    if not settings_file.is_file():
-        raise ValueError(f"{sweep_dir} is not a sweep directory (no sweep.json)")
-    settings = json.loads(settings_file.read_text())
-    metric, mode = settings["metric"], settings["mode"]
+    Reads ``sweep.json`` and ``trials.parquet`` only (data, never Ray's pickled state).
+    """
+    from snnsearch.reporting.results import load_table
+    from snnsearch.storage import signing
+
+    sweep_dir = Path(sweep_dir).expanduser().resolve()
+    settings = signing.read_settings(str(sweep_dir), required=False)
+    if settings is None:
+        raise ValueError(f"{sweep_dir} is not a sweep directory (no sweep.json); pass "
+                         "<storage>/<name> of a finished sweep")
+    metric, mode = settings.get("metric"), settings.get("mode")
+    if not metric or mode not in ("min", "max"):
+        raise ValueError(f"{sweep_dir / 'sweep.json'} names no metric and mode")
     table = load_table(str(sweep_dir))
     column = f"best_{metric}"
+    if column not in table:
+        raise ValueError(f"{sweep_dir}: the trial table has no {column}")
     ok = table[(table["status"] != "errored") & table[column].notna()] if len(table) else table
     if not len(ok):
         raise ValueError(f"{sweep_dir}: no trial reported {metric}")
     row = ok.sort_values(column, ascending=mode == "min").iloc[0]
-    return BestTrial(str(row["trial_id"]), Path(row["path"]), float(row[column]), metric)
+    path = Path(str(row["path"]))
+    if not path.is_dir() and (sweep_dir / path.name).is_dir():  # the sweep was moved or copied
+        path = sweep_dir / path.name
+    epoch = row.get("best_epoch")
+    return BestTrial(str(row["trial_id"]), path, float(row[column]), str(metric),
+                     None if epoch is None or epoch != epoch else int(epoch))
 
 
-def latest_checkpoint(trial_dir: Path) -> Path:
-    found = sorted(trial_dir.glob("checkpoint_*/state.pt"))
-    if not found:
-        raise ValueError(f"trial {trial_dir} kept no checkpoint")
-    return found[-1].parent
+def selected_checkpoint(best: BestTrial) -> Path:
+    """The checkpoint of the epoch the sweep selected (``best.epoch``), not the latest one.
+
+    The epoch of each checkpoint is read from the trial's ``result.json`` (one JSON line per
+    report, with Ray's ``checkpoint_dir_name``). The sweep keeps that checkpoint whatever
+    ``--keep-checkpoints`` says (``sweep/tuner.py``: Ray's ``checkpoint_score_attribute`` on the
+    sweep's metric keeps the best ones and always the latest). Of two epochs with the same best
+    value either is "the selected one"; the first kept is used.
+
+    Raises:
+        ValueError: the trial kept no checkpoint of that epoch (one line).
+    """
+    epochs = _checkpoint_epochs(best.path)
+    if not epochs:
+        raise ValueError(f"trial {best.path} kept no checkpoint")
+    if best.epoch is None:
+        raise ValueError(f"{best.path}: the trial table names no best_epoch; cannot tell which "
+                         "checkpoint the sweep selected")
+    if best.epoch in epochs:
+        return epochs[best.epoch]
+    for epoch, (value, folder) in sorted(_values(best.path, best.metric, epochs).items()):
+        if value == best.value:  # a tie with the selected epoch: the same val value
+            return folder
+    raise ValueError(
+        f"trial {best.path} did not keep the checkpoint of epoch {best.epoch} (the epoch of its "
+        f"{best.metric} {best.value:.4g}); kept: epochs {', '.join(map(str, sorted(epochs)))}. "
+        "Sweeps started before this version kept only the latest ones: rerun the trial")
+
+
+def _result_lines(trial_dir: Path) -> list[dict[str, Any]]:
+    path = trial_dir / "result.json"
+    if not path.is_file():
+        return []
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+    return lines
+
+
+def _checkpoint_epochs(trial_dir: Path) -> dict[int, Path]:
+    """epoch (``training_iteration``) -> kept checkpoint folder."""
+    kept = {}
+    for line in _result_lines(trial_dir):
+        name, epoch = line.get("checkpoint_dir_name"), line.get("training_iteration")
+        if name and epoch is not None and (trial_dir / str(name) / "state.pt").is_file():
+            kept[int(epoch)] = trial_dir / str(name)
+    return kept
+
+
+def _values(trial_dir: Path, metric: str, epochs: dict[int, Path]
+            ) -> dict[int, tuple[float, Path]]:
+    out = {}
+    for line in _result_lines(trial_dir):
+        epoch = line.get("training_iteration")
+        if epoch is not None and int(epoch) in epochs and line.get(metric) is not None:
+            out[int(epoch)] = (float(line[metric]), epochs[int(epoch)])
+    return out
 
 
 def evaluate_checkpoint(
@@ -114,7 +194,9 @@ def log_to_mlflow(sweep_dir: Path, trial_id: str, metrics: dict[str, float], spl
     """Logs ``metrics`` to the trial's child run of the sweep's MLflow parent; returns its id."""
     from snnsearch.tracking import mlflow_logging as M
 
-    settings = json.loads((sweep_dir / "sweep.json").read_text())
+    from snnsearch.storage import signing
+
+    settings = signing.read_settings(str(sweep_dir), required=False) or {}
     parent_id = M.read_parent_id(str(sweep_dir))
     if parent_id is None:
         raise ValueError(f"{sweep_dir} has no {M.PARENT_ID_FILE}")
@@ -149,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         best = best_trial(args.sweep_dir)
-        checkpoint = latest_checkpoint(best.path)
+        checkpoint = selected_checkpoint(best)
         errors = evaluate_checkpoint(checkpoint, args.split, data_dir=args.data_dir,
                                      gt_path=args.gt, device=args.device)
         metrics = {TEST_PREFIX + k: v for k, v in errors.as_dict().items()}
@@ -158,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"best trial {best.trial_id} ({best.metric} {best.value:.4g} on val), {checkpoint}")
+    print(f"best trial {best.trial_id} ({best.metric} {best.value:.4g} on val at epoch "
+          f"{best.epoch}), {checkpoint}")
     print("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     if run_id:
         print(f"logged to MLflow run {run_id}")

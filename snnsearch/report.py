@@ -1,7 +1,8 @@
 """``python -m snnsearch.report <sweep dir>``: the sweep's best trials, its plots and its report.
 
-Reads ``trials.parquet`` (or rebuilds the table from Ray's experiment state when the driver died
-before writing it) and ``sweep.json`` for the objective, prints the best trials, writes
+Reads ``trials.parquet`` and ``sweep.json`` (for the objective) only, never Ray's pickled
+experiment state: a sweep whose driver died before writing the table is finished with
+``--resume``, whose signatures are checked first. Prints the best trials, writes
 ``plots/`` (the report's figures as PNGs) and the self-contained ``report.html`` plus ``report.md`` into the sweep directory
 (local paths; for s3:// sweeps copy the directory first). A thin CLI: the work is in
 :mod:`snnsearch.reporting`.
@@ -33,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from snnsearch.reporting.plots import varied_params
     from snnsearch.reporting.results import load_table
-    from snnsearch.reporting.sweep_report import read_settings, report_sweep_dir
+    from snnsearch.reporting.sweep_report import report_sweep_dir
+    from snnsearch.storage import signing
 
     # Absolute: pyarrow reads the table through a filesystem URI, which a relative path is not.
     sweep_dir = Path(args.sweep_dir).expanduser().resolve()
@@ -41,15 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no such sweep directory: {sweep_dir} (sweeps land in <--storage>/<name>, "
               "default ~/ray_results/<name>)", file=sys.stderr)
         return 2
-    saved = read_settings(str(sweep_dir))
+    try:  # a tampered sweep.json (its signature does not match) is refused
+        saved = signing.read_settings(str(sweep_dir), required=False) or {}
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     metric, mode = args.metric or saved.get("metric"), args.mode or saved.get("mode")
     if not metric or not mode:
         print(f"error: {sweep_dir} has no sweep.json; pass --metric and --mode", file=sys.stderr)
         return 2
     try:
         table = load_table(str(sweep_dir))
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {sweep_dir}: no trial table ({err})", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as err:  # missing, unreadable or tampered
+        print(f"error: {err}", file=sys.stderr)
         return 2
     if args.compare:
         from snnsearch.reporting.compare import compare_main

@@ -6,7 +6,7 @@ those counts under the constants of ``models.yaml`` (compute-only fp32, memory-a
 I-LIF counts into binary spike trains; ``sensitivity`` tabulates the best trials under every
 model. Formulas and sources: docs/energy.md.
 
-May import: snnsearch.registry, snnsearch.constants.
+May import: snnsearch.storage, snnsearch.registry, snnsearch.constants.
 """
 
 from snnsearch.energy.counting import (

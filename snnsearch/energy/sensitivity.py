@@ -25,6 +25,7 @@ from snnsearch.energy.models import (
     model_names,
     price,
 )
+from snnsearch.storage import sweepdir as _storage
 
 SENSITIVITY_FILE = "energy_sensitivity.csv"
 CONFIG_COLUMNS = ("model", "encoder", "neuron", "T", "D")
@@ -100,5 +101,5 @@ def write_sensitivity(rows: Sequence[dict[str, Any]], *, metric: str, mode: str,
     if frame.empty:
         return None
     path = Path(sweep_dir) / SENSITIVITY_FILE
-    frame.to_csv(path, index=False)
+    _storage.write_text(str(path), frame.to_csv(index=False))  # atomic: old file or new one
     return path

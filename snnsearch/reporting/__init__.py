@@ -10,8 +10,7 @@ from snnsearch.reporting.results import (
     TABLE_FILE,
     load_table,
     rows_from_results,
-    table_from_sweep_dir,
     write_table,
 )
 
-__all__ = ["TABLE_FILE", "load_table", "rows_from_results", "table_from_sweep_dir", "write_table"]
+__all__ = ["TABLE_FILE", "load_table", "rows_from_results", "write_table"]

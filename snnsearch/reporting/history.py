@@ -53,14 +53,19 @@ def history_rows(results: Iterable[Result], trial_ids: Sequence[str]) -> list[di
 
 
 def write_history(rows: Sequence[Mapping[str, Any]], sweep_dir: str) -> str:
-    """Writes ``history.parquet`` (local path or URI); returns its path."""
+    """Writes ``history.parquet`` (local path or URI) atomically and signs it with the sweep's
+    tables (``storage.signing``); returns its path."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from snnsearch.reporting.results import to_arrow
+    from snnsearch.storage import signing
 
     path = _storage.join(sweep_dir, HISTORY_FILE)
-    fs, fs_path = _storage.resolve(path)
-    pq.write_table(to_arrow(rows), fs_path, filesystem=fs)
+    buf = pa.BufferOutputStream()
+    pq.write_table(to_arrow(rows), buf)
+    _storage.write_bytes(path, buf.getvalue().to_pybytes())
+    signing.sign_written(sweep_dir, HISTORY_FILE)
     return path
 
 

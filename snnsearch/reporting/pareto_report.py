@@ -208,12 +208,7 @@ def plot_front(
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    fs, fs_path = _storage.resolve(path)
-    parent = fs_path.rsplit("/", 1)[0] if "/" in fs_path else ""
-    if parent:
-        fs.create_dir(parent, recursive=True)
-    with fs.open_output_stream(fs_path) as out:
-        out.write(data)
+    _storage.write_bytes(path, data)  # atomic: a crash leaves the previous file whole
 
 
 def write_pareto_report(

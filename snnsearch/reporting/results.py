@@ -5,8 +5,9 @@ Column scheme (flat, so Parquet, pandas and MLflow agree)::
     trial_id, status, error, epochs_run, time_total_s, path,
     best_<metric>, best_epoch, config/<key>..., last/<metric>...
 
-Built from Ray's ``ResultGrid`` after ``fit()`` or, for ``snnsearch.report`` on an old sweep,
-from the sweep directory through ``tune.ExperimentAnalysis``.
+Built from Ray's ``ResultGrid`` after ``fit()`` (in the driver, from its own Trial objects) and
+read back from Parquet only: never rebuilt from Ray's pickled experiment state (see
+:func:`load_table`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.constants import STOP_REASON
+from snnsearch.storage import signing
 from snnsearch.storage import sweepdir as _storage
 from snnsearch.tracking.summary import error_headline, trial_status
 
@@ -80,7 +82,8 @@ def to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 def write_table(rows: Sequence[Mapping[str, Any]], sweep_dir: str, *,
                 file: str = TABLE_FILE) -> str:
     """Writes ``trials.parquet`` (or ``file``) into the sweep directory (local or URI)
-    atomically (a reader or a crash never sees half a table); returns its path."""
+    atomically (a reader or a crash never sees half a table) and signs it when the directory
+    is a signed sweep; returns its path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -88,34 +91,44 @@ def write_table(rows: Sequence[Mapping[str, Any]], sweep_dir: str, *,
     buf = pa.BufferOutputStream()
     pq.write_table(to_arrow(rows), buf)
     _storage.write_bytes(path, buf.getvalue().to_pybytes())
+    signing.sign_written(sweep_dir, file)
     return path
 
 
-def load_table(sweep_dir: str) -> pd.DataFrame:
-    """The sweep's trial table; built from the Ray experiment state if no Parquet exists."""
+class MissingTable(FileNotFoundError):
+    """The sweep directory has no trial table (one line: what is missing and what to do)."""
+
+
+def load_table(sweep_dir: str, *, file: str = TABLE_FILE) -> pd.DataFrame:
+    """The sweep's trial table, from its Parquet file only.
+
+    Nothing else in the directory is read: Ray's experiment state (``experiment_state-*.json``,
+    ``tuner.pkl``) holds cloudpickled trial records, and unpickling storage runs code, so a
+    sweep whose driver died before writing the table is finished with ``--resume`` (which
+    checks the state's signatures first), not rebuilt here. A table that the sweep's signed
+    manifest lists with other bytes is refused.
+
+    Raises:
+        MissingTable: no ``file`` in ``sweep_dir``.
+        UntrustedStorage: the table does not match its signature.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = _storage.join(sweep_dir, TABLE_FILE)
-    if _storage.exists(path):
-        fs, fs_path = _storage.resolve(path)
-        return pq.read_table(fs_path, filesystem=fs).to_pandas()
-    return to_arrow(table_from_sweep_dir(sweep_dir)).to_pandas()
-
-
-def table_from_sweep_dir(sweep_dir: str, *, metric: str | None = None,
-                         mode: str | None = None) -> list[dict[str, Any]]:
-    """Rows rebuilt from a sweep directory's Ray state (metric/mode from ``sweep.json``)."""
-    import json
-
-    from ray.tune import ExperimentAnalysis, ResultGrid
-
-    if metric is None or mode is None:
-        saved = json.loads(_storage.read_text(_storage.join(sweep_dir, "sweep.json")) or "{}")
-        metric, mode = metric or saved.get("metric"), mode or saved.get("mode")
-    if not metric or mode not in ("min", "max"):
-        raise ValueError(f"{sweep_dir}: no sweep.json; pass the metric and mode explicitly")
-    analysis = ExperimentAnalysis(sweep_dir, default_metric=metric, default_mode=mode)
-    return rows_from_results(ResultGrid(analysis), metric=metric, mode=mode)
+    path = _storage.join(sweep_dir, file)
+    data = _storage.read_bytes(path)
+    if data is None:
+        raise MissingTable(
+            f"{sweep_dir} has no {file} (the sweep's driver writes it when the sweep ends or is "
+            "interrupted; finish the sweep with --resume --storage/--name, or point at "
+            "<storage>/<name> of a finished sweep)")
+    settings = signing.read_settings(sweep_dir, required=False) or {}
+    if signing.verify_file(sweep_dir, file, data, settings) is False:
+        raise signing.UntrustedStorage(
+            f"{path} does not match its signature in sweep.json (changed outside this sweep's "
+            f"driver); if you trust everyone who can write this storage, re-sign it with "
+            f"`python -m snnsearch.sweep.state_hmac {sweep_dir}`")
+    return pq.read_table(pa.BufferReader(data)).to_pandas()
 
 
 def _best(history: pd.DataFrame | None, metric: str, mode: str) -> tuple[float | None, int | None]:

@@ -163,7 +163,7 @@ def write_plots(sections: Sequence[Section], folder: Path) -> list[Path]:
         for block in sec.blocks:
             if isinstance(block, tuple):
                 path = folder / f"{block[0]}.png"
-                path.write_bytes(block[1])
+                _storage.write_bytes(str(path), block[1])  # atomic
                 written.append(path)
     return written
 

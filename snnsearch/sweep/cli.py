@@ -165,21 +165,22 @@ def _stored_settings(settings, args: argparse.Namespace, space):
     different ``--space`` would be silently ignored by the restored searcher: both refused."""
     import dataclasses
 
-    from snnsearch.storage import sweepdir as _storage
+    from snnsearch.storage import signing
     from snnsearch.spaces.checks import space_diff
     from snnsearch.spaces.space import parse_space
     from snnsearch.sweep.run import SETTINGS_FILE
     from snnsearch.sweep.settings import SweepSettings
+    from snnsearch.sweep.tasks import check_resume_trainable
 
     if args.name is None:
         raise ValueError("--resume needs --name (and --storage) of the sweep to continue")
-    text = _storage.read_text(_storage.join(settings.sweep_dir, SETTINGS_FILE))
-    if text is None:
+    # Signed: the data paths, MLflow URI and trainable below are acted on (storage.signing).
+    stored = signing.read_settings(settings.sweep_dir, name=settings.name, required=True)
+    if stored is None:
         raise ValueError(
             f"--resume: no sweep to resume at {settings.sweep_dir} (no {SETTINGS_FILE}); "
             "check --storage/--name"
         )
-    stored = json.loads(text)
     if args.mlflow_uri and settings.mlflow_uri != stored["mlflow_uri"]:
         raise ValueError(
             f"--resume: sweep logs to {stored['mlflow_uri']}, not {settings.mlflow_uri}; "
@@ -195,6 +196,8 @@ def _stored_settings(settings, args: argparse.Namespace, space):
                     f"--resume: --space {args.space} differs from the sweep's space "
                     f"({stored.get('space_path')}) in {', '.join(differ[:8])}; drop --space to "
                     "resume with the stored one, or start a new sweep (--name)")
+        check_resume_trainable(stored_space.trainable,
+                               space.trainable if args.space is not None else None)
         space = stored_space
     fields = {f.name for f in dataclasses.fields(SweepSettings)}
     kept = {k: v for k, v in stored.items() if k in fields}

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from snnsearch.storage import signing
 from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.grid import strip_cell
 from snnsearch.spaces.space import SearchSpace
@@ -123,8 +124,9 @@ def _run_locked(
             M.write_parent_id(sweep_dir, parent_id)
             # The space is stored too: --resume compares it with the one given.
             # Not sorted: the order of the space's parameters is meaningful (``when``).
-            _storage.write_text(_storage.join(sweep_dir, SETTINGS_FILE), json.dumps(
-                {**settings.to_dict(), "space": space.to_dict()}, indent=2, default=str))
+            # Signed (sweep.json.hmac): --resume trusts its paths, URI and trainable.
+            signing.write_settings(sweep_dir, {**settings.to_dict(), "space": space.to_dict()},
+                                   name=settings.name)
             _save_space(sweep_dir, stored_space(space, trial_fixed(space, settings)))
             callback = M.NestedMlflowCallback(
                 tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
@@ -178,7 +180,8 @@ def _repeats(settings: SweepSettings, trainable: Callable[[dict[str, Any]], None
             parent_run_id=parent_id, sweep=settings.name, role="repeat",
             key_metrics=M.key_metric_names([settings.metric,
                                             *(m for m, _ in settings.objectives)]))
-        tuner = build_repeat_tuner(settings, points, trainable=trainable, callbacks=[callback])
+        tuner = build_repeat_tuner(settings, points, trainable=trainable,
+                                   callbacks=[callback, state_hmac.TextErrorsOnly()])
         with table_console():
             return tuner.fit()
 

@@ -1,127 +1,72 @@
-"""HMAC signatures of a sweep's pickled state, checked before ``Tuner.restore`` unpickles it.
+"""The Ray side of the storage signatures (:mod:`snnsearch.storage.signing`): the Tune callback
+that signs each experiment snapshot, the guard that keeps Ray from unpickling per-trial error
+files, and the ``python -m snnsearch.sweep.state_hmac <sweep_dir>`` re-signing command.
 
 ``Tuner.restore`` unpickles ``tuner.pkl``, the experiment state (trial records are cloudpickled
-inside the JSON) and the searcher state from the sweep directory, so anyone who can write the
-storage could run code on the driver at ``--resume``. The storage is therefore a trust boundary:
-every top-level ``*.pkl``/``*.json`` file Ray restores from is signed with HMAC-SHA256 under a
-secret key, the signatures are kept in ``sweep.json`` (``state_hmac``), and a file whose
-signature does not match is refused, not unpickled. The message binds the sweep name and the
-file name, so a signed file of another sweep or another role does not verify either.
+inside the JSON) and the searcher state, so ``--resume`` checks their signatures first
+(:func:`verify`). When signing happens: :class:`StateSigner` is a Tune callback whose
+``get_state`` runs each time Tune snapshots the experiment, after the state files were written
+to the driver's staging folder and before they are uploaded to the storage, so the storage never
+holds a newer state than the signatures (a driver killed with SIGKILL resumes).
 
-When signing happens: :class:`StateSigner` is a Tune callback whose ``get_state`` runs each time
-Tune snapshots the experiment, after the state files were written to the driver's staging
-folder and before they are uploaded to the storage, so the storage never holds a newer state
-than the signatures (a driver killed with SIGKILL resumes). The last :data:`KEEP` signatures per
-file are kept, since the upload may lag behind the newest snapshot.
-
-The key (first found): ``SNNSEARCH_STATE_KEY`` (the secret itself), the file named by
-``SNNSEARCH_STATE_KEY_FILE``, the Ray token file (``RAY_AUTH_TOKEN_PATH`` or
-``~/.ray/auth_token``), else a random key created once in ``~/.config/snnsearch/state_key``
-(mode 0600). Re-sign a sweep you trust by hand with
-``python -m snnsearch.sweep.state_hmac <sweep_dir>``.
+Per-trial ``error.pkl`` files are never signed and never loaded: Ray 2.60's ``ResultGrid``
+(built inside ``Tuner.fit`` from the driver's Trial objects, ``ray/tune/result_grid.py``
+``_populate_exception``) calls ``Trial.get_pickled_error``, which cloudpickle-loads
+``<trial>/error.pkl`` from the storage whenever ``run_metadata.pickled_error_filename`` is set
+(``ray/tune/experiment/trial.py``). :class:`TextErrorsOnly` clears that field in
+``on_experiment_end`` (``TuneController.cleanup``, after the final snapshot, before ``fit``
+builds the grid), so the grid falls back to ``Trial.get_error``: the text of ``error.txt``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import os
-import secrets
 import sys
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
+from snnsearch.storage import signing
 from snnsearch.storage import sweepdir as _storage
+from snnsearch.storage.signing import (  # re-exported: the sweep's callers use these names
+    HMAC_KEY,
+    KEEP,
+    SETTINGS_FILE,
+    SOURCE_KEY,
+    load_key,
+    sign,
+    state_files,
+)
 
 log = logging.getLogger(__name__)
-SETTINGS_FILE = "sweep.json"
-HMAC_KEY = "state_hmac"
-SOURCE_KEY = "state_key_source"
-KEEP = 8
-GENERATED_KEY = Path("~/.config/snnsearch/state_key")
-
-
-def load_key() -> tuple[bytes, str]:
-    """(secret, where it came from); the source is recorded, never the secret."""
-    if os.environ.get("SNNSEARCH_STATE_KEY"):
-        return os.environ["SNNSEARCH_STATE_KEY"].encode(), "env:SNNSEARCH_STATE_KEY"
-    for var in ("SNNSEARCH_STATE_KEY_FILE", "RAY_AUTH_TOKEN_PATH"):
-        path = os.environ.get(var)
-        if path and Path(path).expanduser().is_file():
-            return Path(path).expanduser().read_bytes().strip(), f"file:${var}"
-    token = Path("~/.ray/auth_token").expanduser()
-    if token.is_file():
-        return token.read_bytes().strip(), "file:~/.ray/auth_token"
-    path = GENERATED_KEY.expanduser()
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
-    return path.read_bytes().strip(), f"file:{GENERATED_KEY}"
-
-
-def _digest(key: bytes, sweep: str, name: str, data: bytes) -> str:
-    return hmac.new(key, f"{sweep}\0{name}\0".encode() + data, hashlib.sha256).hexdigest()
-
-
-def state_files(directory: str) -> list[str]:
-    """Top-level ``*.pkl``/``*.json`` names Ray restores from (``sweep.json`` is ours: JSON)."""
-    fs, fs_path = _storage.resolve(directory)
-    import pyarrow.fs as pafs
-
-    infos = fs.get_file_info(pafs.FileSelector(fs_path, allow_not_found=True))
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.File
-                  and i.base_name.endswith((".pkl", ".json")) and i.base_name != SETTINGS_FILE
-                  and not i.base_name.startswith("tmp-"))
-
-
-def sign(sweep_dir: str, *, name: str, source_dir: str | None = None) -> None:
-    """Adds the signatures of the state files in ``source_dir`` (default: the sweep directory)
-    to ``sweep.json`` in ``sweep_dir``."""
-    key, source = load_key()
-    path = _storage.join(sweep_dir, SETTINGS_FILE)
-    settings = json.loads(_storage.read_text(path) or "{}")
-    manifest: dict[str, list[str]] = settings.get(HMAC_KEY) or {}
-    directory = source_dir or sweep_dir
-    for file in state_files(directory):
-        data = _storage.read_bytes(_storage.join(directory, file))
-        if data is None:
-            continue
-        digest = _digest(key, name, file, data)
-        kept = [d for d in manifest.get(file, []) if d != digest]
-        manifest[file] = [*kept, digest][-KEEP:]
-    settings[HMAC_KEY], settings[SOURCE_KEY] = manifest, source
-    _storage.write_text(path, json.dumps(settings, indent=2, default=str))
 
 
 def verify(sweep_dir: str, *, name: str) -> None:
-    """Raises a one-line ValueError unless every state file carries a known signature."""
-    settings = json.loads(_storage.read_text(_storage.join(sweep_dir, SETTINGS_FILE)) or "{}")
-    manifest = settings.get(HMAC_KEY)
-    fix = (f"if you trust everyone who can write this storage, re-sign it with `python -m "
-           f"snnsearch.sweep.state_hmac {sweep_dir}`, else start a new sweep")
-    if not manifest:
-        raise ValueError(f"--resume: {sweep_dir} has no state signatures in {SETTINGS_FILE}, so "
-                         f"its pickled state is not loaded; {fix}")
-    key, source = load_key()
-    if settings.get(SOURCE_KEY) not in (None, source):
-        fix = (f"it was signed with the key from {settings[SOURCE_KEY]}, this driver has the "
-               f"one from {source}: use the same key; or {fix}")
-    for file in state_files(sweep_dir):
-        data = _storage.read_bytes(_storage.join(sweep_dir, file)) or b""
-        if _digest(key, name, file, data) not in manifest.get(file, []):
-            raise ValueError(
-                f"--resume: {_storage.join(sweep_dir, file)} does not match its HMAC signature "
-                f"(changed outside this sweep's driver), so it is not unpickled; {fix}"
-            )
+    """Raises a one-line ValueError unless ``sweep.json`` and every state file carry a known
+    signature (:func:`snnsearch.storage.signing.verify_state`)."""
+    signing.verify_state(sweep_dir, name=name)
 
 
-class StateSigner(Callback):
+def drop_pickled_errors(trials: list) -> None:
+    """Makes Ray read each trial's error from ``error.txt``, never ``error.pkl`` (module doc)."""
+    for trial in trials:
+        metadata = getattr(trial, "run_metadata", None)
+        if metadata is not None and getattr(metadata, "pickled_error_filename", None):
+            metadata.pickled_error_filename = None
+
+
+class TextErrorsOnly(Callback):
+    """A Tune callback after which ``fit``'s result grid loads no ``error.pkl`` (module doc).
+
+    Every Tuner of a sweep carries it (:class:`StateSigner` is one; ``--repeats`` adds it), and
+    a restored Tuner gets it back from ``tuner.pkl``.
+    """
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        drop_pickled_errors(trials)
+
+
+class StateSigner(TextErrorsOnly):
     """Signs each experiment snapshot before Tune uploads it (see the module docstring).
 
     Args:
@@ -147,7 +92,8 @@ class StateSigner(Callback):
         # written to the staging folder; returns None so no callback-state file is written.
         try:
             if self._staging:
-                sign(self.sweep_dir, name=self.name, source_dir=self._staging)
+                sign(self.sweep_dir, name=self.name, source_dir=self._staging,
+                     files=state_files(self._staging))
         except Exception as err:  # noqa: BLE001 - signing must not stop the sweep
             log.warning("could not sign the sweep state (%s: %s); --resume will refuse the "
                         "unsigned files", type(err).__name__, err)
@@ -163,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep_dir = _storage.normalize(args[0])
     name = sweep_dir.rstrip("/").rsplit("/", 1)[-1]
     sign(sweep_dir, name=name)
-    print(f"signed the state files of {sweep_dir}")
+    print(f"signed the state files, tables and {SETTINGS_FILE} of {sweep_dir}")
     return 0
 
+
+__all__ = ["HMAC_KEY", "KEEP", "SETTINGS_FILE", "SOURCE_KEY", "StateSigner", "TextErrorsOnly",
+           "drop_pickled_errors", "load_key", "main", "sign", "state_files", "verify"]
 
 if __name__ == "__main__":
     sys.exit(main())

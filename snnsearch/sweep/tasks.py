@@ -92,6 +92,18 @@ def resolve_trainable(spec: str) -> Trainable:
     return TASKS.get(spec).trainable
 
 
+def check_resume_trainable(stored: str, given: str | None) -> None:
+    """Refuses (one-line ValueError) to import on ``--resume`` a ``module:function`` trainable
+    named only by the stored ``sweep.json``: a registered task, a trainable of this package
+    (``snnsearch.*``) or the one of the ``--space`` given now is imported; another module is not,
+    even from a signed file (a second line of defence behind the signature)."""
+    if ":" not in stored or stored in TASKS or stored.startswith("snnsearch.") or stored == given:
+        return
+    raise ValueError(
+        f"--resume: the sweep's trainable {stored!r} is no registered task; pass the space that "
+        f"names it with --space to import it")
+
+
 def check_config_keys(space: SearchSpace) -> None:
     """Raises a one-line ValueError if a fixed or searched key is not a trainable config key."""
     if space.trainable not in TASKS:
@@ -117,5 +129,5 @@ def task_checks(name: str) -> tuple[Callable[..., Any] | None, Callable[..., Any
             load(task.check_trial) if task.check_trial else None)
 
 
-__all__ = ["TASKS", "Task", "check_config_keys", "register_task", "resolve_trainable",
+__all__ = ["TASKS", "Task", "check_config_keys", "check_resume_trainable", "register_task", "resolve_trainable",
            "task_checks"]

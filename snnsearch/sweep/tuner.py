@@ -105,8 +105,7 @@ def build_tuner(
         # Before the state signer (sweep/state_hmac.py), so its file is signed with the snapshot.
         callbacks=[SchedulerStateCallback(scheduler), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        # The latest per trial by default: resume needs only it, figures are in MLflow.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
+        checkpoint_config=checkpoint_config(settings),
         progress_reporter=_console_reporter(settings, space),
         verbose=1,
         stop=_stopper(settings),
@@ -117,6 +116,19 @@ def build_tuner(
         tune_config=tune_config,
         run_config=run_config,
     )
+
+
+def checkpoint_config(settings: SweepSettings) -> tune.CheckpointConfig:
+    """Keeps per trial the ``keep_checkpoints`` best checkpoints by the sweep's metric, and
+    always the latest (Ray's ``_CheckpointManager`` never deletes the latest, which resume
+    needs): so the checkpoint of the epoch whose val value the sweep reports, the one
+    ``snnsearch.evaluate`` tests, survives whatever ``--keep-checkpoints`` says (at most one
+    checkpoint more per trial than asked for)."""
+    from ray import tune
+
+    return tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints,
+                                 checkpoint_score_attribute=settings.metric,
+                                 checkpoint_score_order=settings.mode)
 
 
 def _scheduler_options(settings: SweepSettings) -> dict[str, Any]:

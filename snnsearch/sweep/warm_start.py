@@ -8,7 +8,8 @@ path; Ray's ``OptunaSearch(points_to_evaluate=, evaluated_rewards=)`` refuses de
 
 Only trials that ran their full budget are used (an early-stopped trial's value is a truncated
 one), with the value each objective had at their last epoch, which is what Ray reports to Optuna.
-The two spaces must search the same keys; a mismatch is a one-line error before Ray starts. A
+The two spaces must search the same keys; a mismatch is a one-line error before Ray starts.
+Only ``sweep.json``, ``space.yaml`` and ``trials.parquet`` are read (data, never pickles). A
 value outside this sweep's (narrower) range cannot be told to Optuna: such trials are skipped
 and counted.
 """
@@ -20,6 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from snnsearch.storage import signing
 from snnsearch.storage import sweepdir as _storage
 
 if TYPE_CHECKING:
@@ -66,13 +68,13 @@ def load_warm_start(source: str, space: SearchSpace, objectives: Sequence[tuple[
     from snnsearch.reporting.results import load_table
 
     source = _storage.normalize(source)
-    if not _storage.exists(_storage.join(source, "sweep.json")):
-        raise ValueError(f"--warm-start {source}: not a sweep directory (no sweep.json); pass "
-                         "<storage>/<name> of a finished sweep")
-    try:
+    try:  # JSON and Parquet only; never Ray's pickled state (reporting.results.load_table)
+        if signing.read_settings(source, required=False) is None:
+            raise ValueError(f"{source}: not a sweep directory (no sweep.json); pass "
+                             "<storage>/<name> of a finished sweep")
         table = load_table(source)
-    except (FileNotFoundError, ValueError) as err:
-        raise ValueError(f"--warm-start {source}: no trial table ({err})") from None
+    except (FileNotFoundError, ValueError) as err:  # missing, unreadable or tampered
+        raise ValueError(f"--warm-start {err}") from None
     searched = {p.name for p in space.params}
     theirs = _searched_keys(source, table)
     if theirs != searched:

@@ -87,9 +87,11 @@ def read_split(path: str | Path) -> list[SplitItem]:
 
 def write_split(path: str | Path, items: Sequence[SplitItem]) -> Path:
     """Writes items in the monodepth2 split-file format."""
+    from snnsearch.storage import sweepdir as _storage
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{i.folder} {i.frame} {i.side}\n" for i in items))
+    # Atomic (temp file + rename): a crash never leaves half a split that trials then read.
+    _storage.write_text(str(path), "".join(f"{i.folder} {i.frame} {i.side}\n" for i in items))
     return path
 
 
