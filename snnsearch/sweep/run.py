@@ -13,17 +13,20 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from snnsearch.storage import diskfull
 from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.grid import strip_cell
 from snnsearch.spaces.space import SearchSpace
 from snnsearch.sweep import state_hmac
 from snnsearch.sweep.interrupts import (
     INTERRUPTED,
+    DiskGuard,
     StopForwarder,
     SweepInterrupted,
     close_children,
     resume_command,
     stop_on_signals,
+    stop_when_full,
     unfinished,
 )
 from snnsearch.sweep import recovery
@@ -98,7 +101,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
     preflight(settings)
     # One driver per sweep directory; released (and the directory removed if still empty) on
     # every exit, so a refusal below leaves nothing in the storage.
-    with SweepLock(sweep_dir=sweep_dir):
+    with SweepLock(sweep_dir=sweep_dir), stop_when_full(sweep_dir):
         return _run_locked(settings, space, trainable, warm)
 
 
@@ -129,7 +132,8 @@ def _run_locked(
     )
     try:
         if resume:
-            tuner = restore_tuner(settings, trainable, param_space=trial_fixed(space, settings))
+            tuner = restore_tuner(settings, trainable, param_space=trial_fixed(space, settings),
+                                  resume_errored=diskfull.errored_by_disk_full(sweep_dir))
         else:
             M.write_parent_id(sweep_dir, parent_id)
             recovery.kill_point("before-sweep-json")
@@ -146,7 +150,8 @@ def _run_locked(
             )
             signer = state_hmac.StateSigner(sweep_dir=sweep_dir, name=settings.name)
             tuner = build_tuner(settings, space, trainable=trainable,
-                                callbacks=[callback, signer, StopForwarder()], warm=warm)
+                                callbacks=[callback, signer, StopForwarder(),
+                                           DiskGuard(sweep_dir=sweep_dir)], warm=warm)
             if warm is not None:
                 print(f"warm start: {len(warm.trials)} completed trials of {warm.source} "
                       f"({warm.skipped} skipped: outside this space or without a value)")
@@ -167,7 +172,7 @@ def _run_locked(
         cut = unfinished(results)
         outcome = _finish(settings, parent, parent_id, results, searched, interrupted=cut)
         raise SweepInterrupted(stop.signum, outcome,
-                               resume_command(settings.storage, settings.name))
+                               resume_command(settings.storage, settings.name), error=stop.error)
     outcome = _finish(settings, parent, parent_id, results, searched, repeat_rows)
     if space.report is not None:
         from snnsearch.reporting.compare import compare_rows

@@ -166,3 +166,37 @@ def test_mnist_killed_after_tuner_pkl_resumes_on_the_real_data(
     assert not (home / ".cache").exists()
     parents = _parents(mlflow_uri, "mnist", name)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+@pytest.mark.ray
+def test_a_start_that_fails_before_any_trial_leaves_nothing_that_blocks_the_name(
+    ray_local: None, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after Ray started and before any trial reported (as Optuna's OverflowError on a
+    NaN range did) clears what the start wrote; the corrected rerun is not refused."""
+    from ray import tune
+
+    from snnsearch.sweep.cli import main
+    from snnsearch.testing.sweeps import QUADRATIC_SPACE
+
+    storage, name = tmp_path / "storage", "failed-start"
+    args = ["--space", str(QUADRATIC_SPACE), "--storage", str(storage), "--name", name,
+            "--samples", "2", "--max-epochs", "1", "--scheduler", "fifo",
+            "--mlflow-uri", mlflow_uri]
+    real_fit = tune.Tuner.fit
+
+    def crash(self: tune.Tuner) -> None:
+        raise OverflowError("cannot convert float NaN to integer")
+
+    monkeypatch.setattr(tune.Tuner, "fit", crash)
+    with pytest.raises(OverflowError):
+        main("mnist", args)
+    leftovers = sorted(p.name for p in (storage / name).iterdir()) if (
+        storage / name).exists() else []
+    assert not [f for f in leftovers if f.endswith((".pkl", ".json"))], leftovers
+    monkeypatch.setattr(tune.Tuner, "fit", real_fit)
+    assert main("mnist", args) == 0
+    table = pd.read_parquet(storage / name / "trials.parquet")
+    assert len(table) == 2 and (table["status"] == "completed").all()
+    statuses = sorted(p.info.status for p in _parents(mlflow_uri, "quadratic", name))
+    assert statuses == ["FAILED", "FINISHED"]  # the failed start's parent says why; no RUNNING
