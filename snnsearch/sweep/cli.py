@@ -107,7 +107,7 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
     print(f"sweep {settings.name}: {settings.samples} trials of {space.trainable} "
           f"({settings.sampler}/{settings.scheduler}) -> {settings.sweep_dir}; MLflow "
           f"{settings.mlflow_uri}", flush=True)
-    from snnsearch.sweep.interrupts import SweepInterrupted
+    from snnsearch.sweep.interrupts import StorageFull, SweepInterrupted
     from snnsearch.sweep.run import run_sweep
 
     try:
@@ -118,10 +118,15 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
         print("error: interrupted (SIGINT); whatever the sweep saved is resumable with --resume "
               "--name <name>", file=sys.stderr)
         return 130
+    except StorageFull as full:
+        print(f"error: {full}", file=sys.stderr)
+        return 1
     except SweepInterrupted as stop:
         print(stop.outcome.text)
         print(f"trial table: {stop.outcome.table_path}\nsweep interrupted ({stop}); continue it "
               f"with:\n  {stop.resume}", flush=True)
+        if stop.error:  # the driver stopped it (a full storage): one error line
+            print(f"error: {stop.error}", file=sys.stderr)
         return stop.exit_code
     print(outcome.text)
     print(f"trial table: {outcome.table_path}\nMLflow: {settings.mlflow_uri} "

@@ -8,6 +8,11 @@ experiment state, stop the trials, return); the sweep then ends as *interrupted*
 trials are ``interrupted`` in the table, their children and the parent are KILLED, the console
 prints the exact ``--resume`` command and the CLI exits with 128 + the signal number (130, 143).
 A second signal aborts at once.
+
+A full storage stops a sweep the same way (:class:`DiskGuard`, snnsearch/storage/diskfull.py):
+the driver stops it itself while there is still room to save its state, the console's one
+``error:`` line names the storage and the bytes needed, and ``--resume`` continues once space
+was freed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -35,6 +41,7 @@ class _State:
     forwarded: bool = False
     loop_seen: bool = False  # a StopForwarder ran: it forwards (and records the cut trials)
     cut: list[str] = dataclasses.field(default_factory=list)
+    error: str | None = None  # the driver stopped the sweep itself (a full storage): why
 
 
 _STATE = _State()
@@ -49,15 +56,20 @@ class SweepInterrupted(Exception):
         resume: the command that continues the sweep.
     """
 
-    def __init__(self, signum: int, outcome: Any, resume: str) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+    def __init__(self, signum: int, outcome: Any, resume: str, error: str | None = None) -> None:
+        super().__init__(error or f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
         self.outcome = outcome
         self.resume = resume
+        self.error = error
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum
+        return 1 if self.error else 128 + self.signum
+
+
+class StorageFull(Exception):
+    """The storage filled up before the sweep could stop itself; the message is one line."""
 
 
 def _forward() -> None:
@@ -88,6 +100,7 @@ def stop_on_signals() -> Iterator[_State]:
     """Within the block SIGINT/SIGTERM stop the sweep cleanly (main thread only: elsewhere
     signals cannot be caught, and the block changes nothing)."""
     _STATE.signum, _STATE.forwarded, _STATE.loop_seen, _STATE.cut = None, False, False, []
+    _STATE.error = None
     if threading.current_thread() is not threading.main_thread():
         yield _STATE
         return
@@ -120,6 +133,77 @@ class StopForwarder(Callback):
         if _STATE.signum is not None and not _STATE.forwarded:
             _STATE.cut = [t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")]
             _forward()
+
+
+class DiskGuard(Callback):
+    """Stops the sweep (as Ctrl-C does: state saved, trials resumable) when its storage has
+    less room than the sweep needs (``diskfull.needed_bytes``), or when a trial failed with
+    ENOSPC; checked at most every ``every_s`` seconds of the driver loop.
+
+    Args:
+        sweep_dir: the sweep directory (its file system is measured).
+        every_s: seconds between two free-space checks.
+    """
+
+    def __init__(self, *, sweep_dir: str, every_s: float = 2.0) -> None:
+        self.sweep_dir = sweep_dir
+        self.every_s = every_s
+        self._last = 0.0
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        from snnsearch.storage import diskfull
+
+        if _STATE.signum is not None or time.monotonic() - self._last < self.every_s:
+            return
+        self._last = time.monotonic()
+        running = sum(t.status == "RUNNING" for t in trials)
+        free = diskfull.free_bytes(self.sweep_dir)
+        needed = diskfull.needed_bytes(self.sweep_dir, running)
+        if free is not None and free < needed:
+            self._stop(trials, diskfull.disk_full_message(self.sweep_dir, free=free,
+                                                          needed=needed - free))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from snnsearch.storage import diskfull
+
+        try:
+            with open(trial.error_file, errors="replace") as fh:
+                text = fh.read()[-4000:]
+        except (OSError, TypeError, AttributeError):
+            return
+        if _STATE.signum is None and diskfull.is_disk_full(text):
+            free = diskfull.free_bytes(self.sweep_dir)
+            needed = diskfull.needed_bytes(self.sweep_dir, len(trials))
+            self._stop(trials, diskfull.disk_full_message(
+                self.sweep_dir, free=free, needed=max(needed - (free or 0), 1)))
+
+    def _stop(self, trials: list, error: str) -> None:
+        log.warning("%s", error)
+        _STATE.signum, _STATE.error = signal.SIGTERM, error
+        _STATE.cut = [t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        _forward()
+
+
+@contextlib.contextmanager
+def stop_when_full(sweep_dir: str) -> Iterator[None]:
+    """Turns any failure of the block while the storage is full (ENOSPC, or a crash reading a
+    file the full disk truncated) into :class:`StorageFull` with one line naming the storage and
+    the bytes needed."""
+    from snnsearch.storage import diskfull
+
+    try:
+        yield
+    except (SweepInterrupted, ValueError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        if _STATE.error:  # the guard saw the disk full first; this is what it broke
+            raise StorageFull(_STATE.error) from err
+        free = diskfull.free_bytes(sweep_dir)
+        needed = diskfull.needed_bytes(sweep_dir, 1)
+        if diskfull.is_disk_full(err) or (free is not None and free < needed):
+            raise StorageFull(diskfull.disk_full_message(
+                sweep_dir, free=free, needed=max(needed - (free or 0), 1))) from err
+        raise
 
 
 def unfinished(results: Any) -> list[str]:

@@ -13,20 +13,23 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.storage import signing
+from snnsearch.storage import diskfull, signing
 from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.grid import strip_cell
 from snnsearch.spaces.space import SearchSpace
 from snnsearch.sweep import state_hmac
 from snnsearch.sweep.interrupts import (
     INTERRUPTED,
+    DiskGuard,
     StopForwarder,
     SweepInterrupted,
     close_children,
     resume_command,
     stop_on_signals,
+    stop_when_full,
     unfinished,
 )
+from snnsearch.sweep import recovery
 from snnsearch.sweep.lock import SweepLock
 from snnsearch.sweep.preflight import (
     check_cluster_fits,
@@ -90,14 +93,15 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
     check_config_keys(space.with_fixed(trial_fixed(space, settings)))
     check_trial_inputs(space.trainable, trial_fixed(space, settings))
     warm = None
-    if settings.warm_start and not settings.resume:  # a resumed study already holds them
+    if settings.warm_start and (not settings.resume or recovery.nothing_ran(sweep_dir)):
+        # a resumed study already holds them (a resume of a start that never ran starts anew)
         searched = space.with_fixed(trial_fixed(space, settings))
         warm = load_warm_start(settings.warm_start, searched,
                                settings.objectives or ((settings.metric, settings.mode),))
     preflight(settings)
     # One driver per sweep directory; released (and the directory removed if still empty) on
     # every exit, so a refusal below leaves nothing in the storage.
-    with SweepLock(sweep_dir=sweep_dir):
+    with SweepLock(sweep_dir=sweep_dir), stop_when_full(sweep_dir):
         return _run_locked(settings, space, trainable, warm)
 
 
@@ -107,21 +111,32 @@ def _run_locked(
 ) -> SweepOutcome:
     sweep_dir = settings.sweep_dir
     _check_state_exists(settings)  # again under the lock: another driver may have just finished
-    if settings.resume:  # before anything unpickles the stored state
+    # A start killed or failed before any trial reported is started afresh (recovery.py).
+    resume = settings.resume and not recovery.nothing_ran(sweep_dir)
+    if resume:  # before anything unpickles the stored state
         state_hmac.verify(sweep_dir, name=settings.name)
     connect_ray()
     check_cluster_fits(settings)
     parent = M.SweepParentRun(tracking_uri=settings.mlflow_uri, experiment=settings.experiment)
-    parent_id = M.read_parent_id(sweep_dir) if settings.resume else None
+    params = _parent_params(settings, space)
+    if resume:
+        parent_id = M.read_parent_id(sweep_dir)
+    else:
+        parent_id = recovery.reusable_parent(
+            parent.client, experiment_id=parent.experiment_id, sweep_dir=sweep_dir,
+            name=settings.name, storage=settings.storage, params=params)
+        recovery.clear_leftovers(sweep_dir)
     parent_id = parent.start(
-        name=settings.name, params=_parent_params(settings, space),
+        name=settings.name, params=params,
         space=space.to_dict(), existing_run_id=parent_id,
     )
     try:
-        if settings.resume:
-            tuner = restore_tuner(settings, trainable)
+        if resume:
+            tuner = restore_tuner(settings, trainable, param_space=trial_fixed(space, settings),
+                                  resume_errored=diskfull.errored_by_disk_full(sweep_dir))
         else:
             M.write_parent_id(sweep_dir, parent_id)
+            recovery.kill_point("before-sweep-json")
             # The space is stored too: --resume compares it with the one given.
             # Not sorted: the order of the space's parameters is meaningful (``when``).
             # Signed (sweep.json.hmac): --resume trusts its paths, URI and trainable.
@@ -136,11 +151,13 @@ def _run_locked(
             )
             signer = state_hmac.StateSigner(sweep_dir=sweep_dir, name=settings.name)
             tuner = build_tuner(settings, space, trainable=trainable,
-                                callbacks=[callback, signer, StopForwarder()], warm=warm)
+                                callbacks=[callback, signer, StopForwarder(),
+                                           DiskGuard(sweep_dir=sweep_dir)], warm=warm)
             if warm is not None:
                 print(f"warm start: {len(warm.trials)} completed trials of {warm.source} "
                       f"({warm.skipped} skipped: outside this space or without a value)")
         state_hmac.sign(sweep_dir, name=settings.name)  # tuner.pkl, written by the Tuner
+        recovery.kill_point("after-tuner")
         with table_console(), stop_on_signals() as stop:
             results = tuner.fit()
         state_hmac.sign(sweep_dir, name=settings.name)  # the final snapshot
@@ -148,13 +165,15 @@ def _run_locked(
             settings, trainable, parent, parent_id, results)
     except BaseException as err:
         parent.fail(parent_id, f"{type(err).__name__}: {err}")
+        if recovery.nothing_ran(sweep_dir):  # a failed start must not block the name
+            recovery.clear_leftovers(sweep_dir)
         raise
     searched = space.with_fixed(trial_fixed(space, settings)).searched_keys()
     if stop.signum is not None:
         cut = unfinished(results)
         outcome = _finish(settings, parent, parent_id, results, searched, interrupted=cut)
         raise SweepInterrupted(stop.signum, outcome,
-                               resume_command(settings.storage, settings.name))
+                               resume_command(settings.storage, settings.name), error=stop.error)
     outcome = _finish(settings, parent, parent_id, results, searched, repeat_rows)
     if space.report is not None:
         from snnsearch.reporting.compare import compare_rows
@@ -191,9 +210,10 @@ def _repeats(settings: SweepSettings, trainable: Callable[[dict[str, Any]], None
 def _check_state_exists(settings: SweepSettings) -> None:
     sweep_dir = settings.sweep_dir
     state_exists = _storage.exists(_storage.join(sweep_dir, "tuner.pkl"))
-    if settings.resume and not state_exists:
+    if settings.resume and not state_exists and not _storage.exists(
+            _storage.join(sweep_dir, SETTINGS_FILE)):  # sweep.json alone: a start never ran
         raise ValueError(f"--resume: no sweep to resume at {sweep_dir}; check --storage/--name")
-    if not settings.resume and state_exists:
+    if not settings.resume and state_exists and not recovery.nothing_ran(sweep_dir):
         raise ValueError(f"{sweep_dir} already holds a sweep; pass --resume or a new --name")
 
 
@@ -215,6 +235,7 @@ def _finish(
         interrupted = [r["trial_id"] for r in rows if r["status"] == INTERRUPTED]
     table_path = write_table(rows, settings.sweep_dir)
     sweep_end.save_history(results, rows, settings.sweep_dir)
+    recovery.kill_point("before-report")
     summary = summarize(
         rows, metric=settings.metric, mode=settings.mode,
         gpus_per_trial=settings.gpus_per_trial, searched=searched,

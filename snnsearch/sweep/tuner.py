@@ -192,16 +192,21 @@ def table_console() -> Iterator[None]:
 
 
 def restore_tuner(
-    settings: SweepSettings, trainable: Callable[[dict[str, Any]], None]
+    settings: SweepSettings, trainable: Callable[[dict[str, Any]], None],
+    param_space: dict[str, Any] | None = None, resume_errored: bool = False,
 ) -> tune.Tuner:
     """``Tuner.restore`` of an interrupted sweep: finished trials stay finished, unfinished ones
     continue from their last checkpoint, errored ones stay errored. Searcher, scheduler and
-    callbacks (with the parent run id) come back from the sweep directory."""
+    callbacks (with the parent run id) come back from the sweep directory. ``param_space``: the
+    fixed values (``trial_fixed``), which Ray does not keep in ``tuner.pkl``: without them the
+    trials sampled after a resume ran on the trainable's defaults. ``resume_errored``: errored
+    trials continue from their checkpoints too (after a full disk failed them)."""
     from ray import tune
 
     return tune.Tuner.restore(
         settings.sweep_dir, trainable=_with_resources(trainable, settings),
-        resume_unfinished=True, resume_errored=False, restart_errored=False,
+        param_space=param_space,
+        resume_unfinished=True, resume_errored=resume_errored, restart_errored=False,
     )
 
 
