@@ -46,7 +46,8 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
                    help="MO-ASHA order within a front: NSGA-II crowding distance (default) or "
                         "Syne Tune's epsilon-net")
     p.add_argument("--silence", action=argparse.BooleanOptionalAction, default=None,
-                   help="stop trials whose output layer is silent or saturated (default: on)")
+                   help="stop trials whose output layer is silent or saturated (default: on for "
+                        "tasks whose output is spikes, classification; off for depth)")
     p.add_argument("--silence-from", type=int, help="first epoch checked for silence (default 1)")
     p.add_argument("--keep-checkpoints", type=int,
                    help="checkpoints kept per trial, the latest ones (default 1)")
@@ -100,6 +101,10 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
         settings = resolve_settings(space, task=task, overrides=overrides, smoke=args.smoke)
         if settings.resume:
             settings, space = _stored_settings(settings, args, space)
+        from snnsearch.sweep.preflight import input_warnings
+
+        for warning in input_warnings(settings):
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         # Input checks before Ray, torch or any write: a bad input costs a second, not a sweep.
         check_inputs(settings, space)
     except (SpaceError, ValueError) as err:
