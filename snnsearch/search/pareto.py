@@ -83,7 +83,12 @@ def parse_objectives(spec: str | Sequence[Sequence[str]]) -> list[Objective]:
 
 
 def as_minimization(values: ArrayLike, modes: Sequence[str]) -> np.ndarray:
-    """Return a float copy of ``values`` (n, k) with ``max`` columns negated and NaN as +inf.
+    """Return a float copy of ``values`` (n, k) with ``max`` columns negated, and every row
+    that holds a NaN set to +inf on *every* objective.
+
+    A NaN in one column only (a diverged accuracy) must not leave the row's other values in play:
+    with the lowest energy such a row would be non-dominated and MO-ASHA would promote it, so a
+    point with any missing objective ranks last on all of them.
 
     Args:
         values: Raw objective values, one row per point, one column per objective.
@@ -97,7 +102,7 @@ def as_minimization(values: ArrayLike, modes: Sequence[str]) -> np.ndarray:
             raise ValueError(f"mode {mode!r} for column {j}: use 'min' or 'max'")
         if mode == "max":
             arr[:, j] = -arr[:, j]
-    arr[np.isnan(arr)] = np.inf
+    arr[np.isnan(arr).any(axis=1)] = np.inf
     return arr
 
 

@@ -19,6 +19,12 @@ passes the same dict on to the callbacks and stores it as ``trial.last_result``
 results table, :class:`~snnsearch.search.moasha.MultiObjectiveASHA` (which then keeps the trial
 out of its rungs) and :class:`~snnsearch.search.pruned_optuna.PrunedOptunaSearch` (which tells
 Optuna the trial was pruned and infeasible, not complete).
+
+Whether a sweep uses the stopper by default is the task's declaration
+(``register_task(output_spikes=...)`` in ``snnsearch.sweep.tasks``, resolved by the sweep
+settings): only a task whose prediction is read from output spikes is judged by them. Depth
+decodes membrane features, so a silent deep stage still predicts and the stopper is off there
+unless ``--silence`` asks for it.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ a ``report`` section with the numbers to compare against (``snnsearch/spaces/gri
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -196,6 +197,7 @@ def parse_space(
         raise fail("trainable", "expected a registry name or 'module:function'")
     fixed = _mapping(data.get("fixed"), "fixed", fail)
     for key, value in fixed.items():
+        _check_finite([value], f"fixed.{key}", fail)
         _check_bound(key, [value], f"fixed.{key}", fail)
     grid = G.parse_grid(data["grid"], fixed=fixed, fail=fail) if "grid" in data else None
     if "report" in data and grid is None:
@@ -256,6 +258,7 @@ def _parse_param(
             raise fail(key, "'log'/'step' apply to float/int only")
         if len(set(map(repr, values))) != len(values):
             raise fail(f"{key}.categorical", "duplicate choices")
+        _check_finite(values, f"{key}.categorical", fail)
         _check_bound(name, values, f"{key}.categorical", fail)
         when = _parse_when(spec.get("when"), key, fixed, earlier, fail)
         return ParamSpec(name=name, kind=kind, choices=tuple(values), when=when)
@@ -264,7 +267,8 @@ def _parse_param(
         raise fail(f"{key}.{kind}", f"log scale needs low > 0, got {low}")
     if log and step is not None:
         raise fail(key, "'log' and 'step' cannot be combined (Optuna refuses it)")
-    if step is not None and (not isinstance(step, int | float) or step <= 0):
+    if step is not None and (not isinstance(step, int | float) or isinstance(step, bool)
+                             or not math.isfinite(step) or step <= 0):
         raise fail(f"{key}.step", f"must be a positive number, got {step!r}")
     _check_bound(name, [low], f"{key}.{kind}", fail)
     when = _parse_when(spec.get("when"), key, fixed, earlier, fail)
@@ -277,6 +281,7 @@ def _parse_range(values: list, kind: str, key: str, fail: Any) -> tuple[float, f
     numeric = (int,) if kind == "int" else (int, float)
     if not all(isinstance(v, numeric) and not isinstance(v, bool) for v in values):
         raise fail(key, f"{kind} bounds must be {kind} numbers, got {values!r}")
+    _check_finite(values, key, fail)
     low, high = values
     if low >= high:
         raise fail(key, f"empty range: low {low} must be < high {high}")
@@ -304,6 +309,16 @@ def _parse_when(
                 raise fail(f"{key}.when.{other}", f"{bad} not among its choices")
         out[str(other)] = allowed
     return out
+
+
+def _check_finite(values: Sequence[Any], key: str, fail: Any) -> None:
+    """NaN/inf are never a sensible bound, choice or fixed value: ``[.nan, 1e-2]`` passed every
+    comparison (NaN compares false) and crashed Optuna with OverflowError once Ray was up, and a
+    NaN choice can never match a ``when``."""
+    for value in values:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise fail(key, f"{value} is not a finite number; give finite values (YAML .nan/.inf "
+                            "are never valid here)")
 
 
 def _check_bound(name: str, values: Sequence[Any], key: str, fail: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +47,8 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
                    help="MO-ASHA order within a front: NSGA-II crowding distance (default) or "
                         "Syne Tune's epsilon-net")
     p.add_argument("--silence", action=argparse.BooleanOptionalAction, default=None,
-                   help="stop trials whose output layer is silent or saturated (default: on)")
+                   help="stop trials whose output layer is silent or saturated (default: on for "
+                        "tasks whose output is spikes, classification; off for depth)")
     p.add_argument("--silence-from", type=int, help="first epoch checked for silence (default 1)")
     p.add_argument("--keep-checkpoints", type=int,
                    help="checkpoints kept per trial, the latest ones (default 1)")
@@ -88,7 +90,8 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
     """
     default = default_space or REPO / "search_spaces" / f"{task}.yaml"
     parser = build_parser(task, default)
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(given)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from snnsearch.spaces.space import SpaceError, load_space
     from snnsearch.sweep.preflight import check_inputs
@@ -100,6 +103,10 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
         settings = resolve_settings(space, task=task, overrides=overrides, smoke=args.smoke)
         if settings.resume:
             settings, space = _stored_settings(settings, args, space)
+        from snnsearch.sweep.preflight import input_warnings
+
+        for warning in input_warnings(settings):
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         # Input checks before Ray, torch or any write: a bad input costs a second, not a sweep.
         check_inputs(settings, space)
     except (SpaceError, ValueError) as err:
@@ -115,8 +122,8 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
     except ValueError as err:  # SpaceError is one
         return _refuse(err)
     except KeyboardInterrupt:  # before the sweep's own handlers were in place, or a 2nd Ctrl-C
-        print("error: interrupted (SIGINT); whatever the sweep saved is resumable with --resume "
-              "--name <name>", file=sys.stderr)
+        print(f"error: interrupted (SIGINT); {interrupted_command(task, settings, given)}",
+              file=sys.stderr)
         return 130
     except StorageFull as full:
         print(f"error: {full}", file=sys.stderr)
@@ -137,10 +144,33 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
 
 
 def mlflow_ui_command(uri: str) -> str:
-    """The command that shows a tracking store in the browser (a server URI is opened as is)."""
+    """The command that shows a tracking store in the browser (a server URI is opened as is),
+    shell-quoted: a store under a folder with spaces must paste as one argument."""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri}"
+        return shlex.join(["open", uri])
+    return shlex.join(["mlflow", "ui", "--backend-store-uri", uri])
+
+
+def sweep_command(task: str, *args: str) -> str:
+    """``python sweeps/<task>.py ARGS``, shell-quoted (the script as it was run, when it was)."""
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else _shown(
+        REPO / "sweeps" / f"{task}.py")
+    return shlex.join(["python", script, *args])
+
+
+def interrupted_command(task: str, settings, given: Sequence[str]) -> str:
+    """What to run after a Ctrl-C that came before the sweep's own handler: ``--resume`` if Ray
+    had saved a state (``tuner.pkl``), else the same start again, now with the sweep's name
+    (nothing was saved, and a failed start leaves nothing that blocks it)."""
+    from snnsearch.storage import sweepdir as _storage
+
+    if _storage.exists(_storage.join(settings.sweep_dir, "tuner.pkl")):
+        args = ["--storage", settings.storage, "--name", settings.name, "--resume"]
+        return "continue it with: " + sweep_command(task, *args)
+    given = list(given)
+    if "--name" not in given and not any(a.startswith("--name=") for a in given):
+        given += ["--name", settings.name]
+    return "nothing was saved yet; start it again with: " + sweep_command(task, *given)
 
 
 def _refuse(err: Exception) -> int:

@@ -9,8 +9,10 @@ docs/reliability.md for the fault table and the tests.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +23,7 @@ from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.checks import check_space
 from snnsearch.spaces.space import SearchSpace
 from snnsearch.sweep.settings import SweepSettings, trial_fixed
+from snnsearch.sweep.tasks import TASKS, reported, task_gates
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +40,21 @@ def check_inputs(settings: SweepSettings, space: SearchSpace) -> None:
     bad input costs about a second and leaves no trace. Raises a one-line ValueError.
     """
     check_flags(settings)
+    check_metrics(settings, space)
+    check_tracking_store(settings.mlflow_uri)
     fixed = trial_fixed(space, settings)
     run_space = space.with_fixed(fixed)
-    check_space(run_space)
+    check_space(run_space, task_gates(space.trainable))
     check_data(run_space)
     check_local_resources(settings)
 
 
 def check_flags(settings: SweepSettings) -> None:
     """Numeric flags Ray or the schedulers would only reject (or hang on) after starting."""
+    for flag in ("--reduction-factor", "--cpus-per-trial", "--gpus-per-trial"):
+        value = getattr(settings, flag[2:].replace("-", "_"))
+        if not math.isfinite(value):
+            raise ValueError(f"{flag} {value}: must be a finite number")
     rules = [
         (settings.cpus_per_trial >= 0, "--cpus-per-trial", "must be >= 0"),
         (settings.gpus_per_trial >= 0, "--gpus-per-trial", "must be >= 0"),
@@ -64,6 +73,75 @@ def check_flags(settings: SweepSettings) -> None:
             value = getattr(settings, flag[2:].replace("-", "_"))
             raise ValueError(f"{flag} {value}: {problem}")
     check_data_dir(settings.data_dir)
+
+
+def check_metrics(settings: SweepSettings, space: SearchSpace) -> None:
+    """The metric, objectives and constraints must name keys the task reports (``register_task
+    (reports=...)``): a typo made every trial "violated" (constraints) or left the scheduler and
+    the report without a value, with no word until the sweep had run."""
+    if space.trainable not in TASKS or TASKS.get(space.trainable).reports is None:
+        return
+    reports = TASKS.get(space.trainable).reports
+    from snnsearch.search.constraints import parse_constraint
+
+    named = [(f"{space.source}: tune.metric {settings.metric}", settings.metric)]
+    named += [(f"--objectives {m}:{d}", m) for m, d in settings.objectives]
+    named += [(f"--constraint {c}", parse_constraint(c).metric) for c in settings.constraints]
+    for shown, metric in named:
+        if not reported(metric, reports):
+            plain = sorted(k for k in reports if not k.endswith("/"))
+            groups = sorted(f"{k}<name>" for k in reports if k.endswith("/"))
+            raise ValueError(
+                f"{shown}: the {space.trainable} task never reports {metric}, so no trial could "
+                f"ever be ranked or judged by it; use one of {', '.join(plain + groups)}")
+
+
+def check_tracking_store(uri: str) -> None:
+    """A local sqlite store must be creatable and writable. MLflow creates the file and its
+    folders on first use, so the nearest existing folder must take a new file (sqlite also
+    writes its journal beside the database). Probed with a temporary file that is removed at
+    once (``os.access`` says yes to root even on /proc), so a refused start leaves nothing."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return
+    path = uri[len(prefix):].split("?", 1)[0]
+    folder = os.path.dirname(path) or "."
+    while not os.path.exists(folder) and folder not in ("/", ""):
+        folder = os.path.dirname(folder)
+    problem = None
+    if os.path.exists(path) and not os.path.isfile(path):
+        problem = "is not a file"
+    elif not os.path.isdir(folder):
+        problem = f"cannot be created ({folder} is a file, not a folder)"
+    else:
+        try:
+            if os.path.exists(path):
+                with open(path, "r+b"):
+                    pass
+            fd, probe = tempfile.mkstemp(prefix=".snnsearch_probe_", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            problem = (f"cannot be written: creating a file in {folder} failed "
+                       f"({err.strerror or err})")
+    if problem:
+        raise ValueError(f"--mlflow-uri {uri}: the sqlite file {path} {problem}; pass a "
+                         "sqlite:////path/mlflow.db in a writable folder or http://<mlflow server>")
+
+
+def input_warnings(settings: SweepSettings) -> list[str]:
+    """Legal but surprising combinations, one line each (printed as ``warning:``; the sweep
+    runs)."""
+    out = []
+    if len(settings.objectives) >= 2 and settings.scheduler == "asha":
+        objs = ",".join(f"{m}:{d}" for m, d in settings.objectives)
+        out.append(f"--scheduler asha with --objectives {objs}: ASHA prunes on "
+                   f"{settings.metric} alone (the sampler and the Pareto report still use every "
+                   "objective); pass --scheduler moasha to prune on all of them")
+    if settings.moasha_tiebreak != "crowding" and settings.scheduler != "moasha":
+        out.append(f"--moasha-tiebreak {settings.moasha_tiebreak} has no effect with "
+                   f"--scheduler {settings.scheduler}; it orders MO-ASHA's fronts only")
+    return out
 
 
 def check_data(space: SearchSpace) -> None:

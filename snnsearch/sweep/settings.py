@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -34,10 +35,11 @@ DEFAULTS: dict[str, Any] = {
     "scheduler_options": {},
     "sampler_options": {},
     "objectives": (),
-    # Silent/saturated-network pruning (docs/moasha.md): on by default because every task here
-    # trains an SNN and a silent one is at chance from its first epoch; trials whose results
-    # carry no spike metrics (ANN baselines) are never stopped by it.
-    "silence": True,
+    # Silent/saturated-network pruning (docs/moasha.md). None: the task decides (``Task.
+    # output_spikes``): on where the prediction is read from output spikes (classification: a
+    # silent net is at chance from its first epoch), off where it is not (depth decodes membrane
+    # features). Trials whose results carry no spike metrics (ANN baselines) are never stopped.
+    "silence": None,
     "silence_from": 1,
     "silence_options": {},
     "pareto_ref": None,
@@ -162,6 +164,7 @@ def resolve_settings(
         overrides: CLI values that were given (None means "not given" and is skipped).
         smoke: apply the space's ``smoke`` section.
     """
+    _check_given(overrides)
     merged: dict[str, Any] = {**DEFAULTS, **space.tune}
     if smoke:
         merged.update(space.smoke.get("tune", {}))
@@ -211,7 +214,7 @@ def resolve_settings(
         scheduler_options=dict(merged["scheduler_options"]),
         sampler_options=dict(merged["sampler_options"]),
         objectives=objectives,
-        silence=bool(merged["silence"]),
+        silence=_silence_default(space) if merged["silence"] is None else bool(merged["silence"]),
         silence_from=int(merged["silence_from"]),
         silence_options=_silence_options(merged["silence_options"]),
         pareto_ref=parse_reference(merged["pareto_ref"], objectives),
@@ -222,6 +225,36 @@ def resolve_settings(
         repeat_top=int(merged["repeat_top"]),
         warm_start=_storage.normalize(merged["warm_start"]) if merged["warm_start"] else None,
     )
+
+
+# Flags whose value is text: given empty (``--name ""``, an unset shell variable) they used to
+# fall back to a default silently (a timestamped name, ~/ray_results, $MLFLOW_TRACKING_URI).
+_TEXT_FLAGS = ("name", "storage", "mlflow_uri", "data_dir", "warm_start", "objectives",
+               "pareto_ref")
+# Optuna's samplers seed numpy, which takes 0..2**32-1; any other seed failed once Ray was up.
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def _check_given(overrides: Mapping[str, Any]) -> None:
+    """CLI values that can never be meant: empty text, a name that reads as a flag, a seed
+    numpy refuses."""
+    for key in _TEXT_FLAGS:
+        value = overrides.get(key)
+        if isinstance(value, str) and not value.strip():
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{flag} is empty ({value!r}); give a value or leave the flag out "
+                             "for the default")
+    for text in overrides.get("constraints") or ():
+        if not str(text).strip():
+            raise ValueError("--constraint is empty; give METRIC<=X or METRIC>=X")
+    name = overrides.get("name")
+    if isinstance(name, str) and name.startswith("-"):
+        raise ValueError(f"--name {name!r} starts with '-', so it reads as a flag in every "
+                         "later command (--resume, scripts); start it with a letter or digit")
+    seed = overrides.get("seed")
+    if seed is not None and not SEED_RANGE[0] <= int(seed) <= SEED_RANGE[1]:
+        raise ValueError(f"--seed {seed}: must be in {SEED_RANGE[0]}..{SEED_RANGE[1]} (numpy "
+                         "seeds the samplers with it)")
 
 
 def _tiebreak(value: Any) -> str:
@@ -259,6 +292,15 @@ def _check_objectives(objectives: tuple[tuple[str, str], ...], metric: str, mode
         )
 
 
+def _silence_default(space: SearchSpace) -> bool:
+    """Silence stopping when neither the space nor ``--silence`` says: the task's declaration
+    (``register_task(output_spikes=...)``); on for a ``module:function`` trainable, whose
+    results without spike metrics the stopper skips anyway."""
+    from snnsearch.sweep.tasks import TASKS
+
+    return TASKS.get(space.trainable).output_spikes if space.trainable in TASKS else True
+
+
 def _silence_options(options: Mapping[str, Any]) -> dict[str, float]:
     unknown = set(options) - SILENCE_OPTIONS
     if unknown:
@@ -281,6 +323,11 @@ def parse_reference(spec: Any, objectives: tuple[tuple[str, str], ...]) -> tuple
         ref = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         raise ValueError(f"--pareto-ref {spec!r}: expected numbers like 0.0,1.0") from None
+    if not all(math.isfinite(v) for v in ref):
+        # A NaN/inf corner makes every hypervolume NaN/inf: the Pareto report then failed at the
+        # end of the sweep and was never written.
+        raise ValueError(f"--pareto-ref {spec!r}: every value must be a finite number (the "
+                         "hypervolume is measured up to that corner), e.g. 0.0,1.0")
     if len(ref) != len(objectives):
         raise ValueError(
             f"--pareto-ref {spec!r} has {len(ref)} values for {len(objectives)} objectives; "
@@ -302,6 +349,9 @@ def parse_objectives(spec: Any) -> tuple[tuple[str, str], ...]:
     for item in items:
         if len(item) != 2 or item[1] not in ("min", "max") or not item[0]:
             raise ValueError(f"objectives: expected metric:min|max items, got {item!r}")
+        if any(name == item[0] for name, _ in pairs):
+            raise ValueError(f"--objectives lists {item[0]} twice; list each metric once "
+                             "(e.g. val_acc:max,energy_mj:min)")
         pairs.append((str(item[0]), str(item[1])))
     return tuple(pairs)
 
@@ -320,6 +370,7 @@ def normalize_tracking_uri(uri: str | None, storage: str | None = None) -> str:
     """
 
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    _check_scheme(uri)
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         relative = uri[len(prefix):]
@@ -343,6 +394,26 @@ def normalize_tracking_uri(uri: str | None, storage: str | None = None) -> str:
             f"MLflow 3.17 refuses file stores ({uri!r}); use sqlite:///mlflow.db or http://host:port"
         )
     return uri
+
+
+# Tracking-store schemes MLflow 3.17 opens (its SQLAlchemy store takes a "+driver" suffix).
+# Anything else failed with a traceback once Ray had started.
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def _check_scheme(uri: str) -> None:
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme in ("file", ""):
+        return  # refused below with the file-store message
+    if scheme not in TRACKING_SCHEMES:
+        raise ValueError(
+            f"--mlflow-uri {uri}: MLflow has no tracking store for scheme {scheme!r}; use "
+            "sqlite:////abs/path/mlflow.db, http(s)://host:port or a database URI "
+            "(postgresql://, mysql://, mssql://)")
+    if scheme == "sqlite" and uri.rstrip("/") in ("sqlite:", "sqlite:/", "sqlite://") or (
+            scheme == "sqlite" and ":memory:" in uri):
+        raise ValueError(f"--mlflow-uri {uri} is an in-memory sqlite store: every run would "
+                         "vanish when the driver exits; use sqlite:////abs/path/mlflow.db")
 
 
 def trial_fixed(space: SearchSpace, settings: SweepSettings) -> dict[str, Any]:

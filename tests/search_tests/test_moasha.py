@@ -121,6 +121,15 @@ def test_nan_objective_ranks_last() -> None:
     assert _feed(sched, "nan", 1, float("nan"), 5.0) == S
 
 
+def test_nan_accuracy_with_the_lowest_energy_is_not_promoted() -> None:
+    # Before: NaN accuracy became +inf on that column only, so the lowest energy kept the row
+    # non-dominated (front 0 beside a) and the diverged trial continued.
+    sched = _sched()
+    assert _feed(sched, "a", 1, 0.5, 5.0) == C
+    assert _feed(sched, "nan", 1, float("nan"), 0.01) == S
+    assert _feed(sched, "b", 1, 0.4, 6.0) == C  # dominated by a only: position 1 of 3 < 1.5
+
+
 def test_set_search_properties() -> None:
     sched = _sched()
     assert sched.set_search_properties(None, None) is True

@@ -49,7 +49,9 @@ def test_parse_objectives_rejects(spec: str, message: str) -> None:
 
 def test_as_minimization_negates_max_and_sends_nan_to_worst() -> None:
     out = as_minimization([[0.9, 2.0], [np.nan, 1.0]], ["max", "min"])
-    np.testing.assert_array_equal(out, [[-0.9, 2.0], [np.inf, 1.0]])
+    # A NaN anywhere in a row ranks it last on every objective (not only on its NaN column).
+    np.testing.assert_array_equal(out, [[-0.9, 2.0], [np.inf, np.inf]])
+    assert not pareto_mask(out)[1]
     with pytest.raises(ValueError, match="2 columns but 1 modes"):
         as_minimization([[1.0, 2.0]], ["min"])
 

@@ -13,6 +13,7 @@ from snnsearch.classify.checks import MD5
 from snnsearch.spaces.checks import check_space, space_diff
 from snnsearch.spaces.space import parse_space
 from snnsearch.sweep import state_hmac
+from snnsearch.sweep.tasks import task_gates
 from snnsearch.tracking.summary import format_summary, summarize
 
 
@@ -31,8 +32,8 @@ def test_shipped_spaces_pass_the_space_checks() -> None:
     assert files
     for path in files:
         space = load_space(path)
-        check_space(space)
-        check_space(space.with_fixed(space.smoke.get("fixed", {})))
+        check_space(space, task_gates(space.trainable))
+        check_space(space.with_fixed(space.smoke.get("fixed", {})), task_gates(space.trainable))
 
 
 def _space(fixed: dict, space: dict):
@@ -58,8 +59,27 @@ def test_a_when_chained_on_an_impossible_parameter_is_refused() -> None:
 
 def test_d_without_any_ilif_is_refused_even_without_when() -> None:
     space = _space({}, {"neuron": {"categorical": ["if", "lif"]}, "D": {"int": [2, 8]}})
-    with pytest.raises(ValueError, match="space.D: D only affects neuron"):
-        check_space(space)
+    with pytest.raises(ValueError, match=r"space.D: D is only read by neuron in \['ilif'\]"):
+        check_space(space, task_gates("classify"))
+
+
+def test_a_key_under_a_when_branch_whose_neuron_never_reads_it_is_refused() -> None:
+    # Before: D under when: {neuron: lif} ran and logged a D no neuron used (neuron could be
+    # ilif elsewhere in the space, so the space-wide rule let it through).
+    gates = task_gates("classify")
+    space = _space({}, {"neuron": {"categorical": ["lif", "ilif"]},
+                        "D": {"int": [2, 8], "when": {"neuron": "lif"}}})
+    with pytest.raises(ValueError, match="its when allows neuron lif only"):
+        check_space(space, gates)
+    # A branch inherits its gate's conditions: D under tau under neuron ilif is fine...
+    check_space(_space({}, {"neuron": {"categorical": ["lif", "ilif"]},
+                            "tau": {"float": [1.5, 3.0], "when": {"neuron": "ilif"}},
+                            "D": {"int": [2, 8], "when": {"tau": [2.0]}}}), gates)
+    # ...and a model's shape key on another model's branch is refused from the same data.
+    with pytest.raises(ValueError, match=r"space.channels: channels is only read by model"):
+        check_space(_space({}, {"model": {"categorical": ["fc", "csnn"]},
+                                "channels": {"int": [8, 32], "when": {"model": "fc"}}}), gates)
+    check_space(space)  # no gates declared (a module:function trainable): nothing to judge
 
 
 def test_space_diff_names_the_changed_keys() -> None:
