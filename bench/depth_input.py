@@ -1,35 +1,51 @@
-"""Input-pipeline throughput of the depth task: items/s of the PNG path vs the decoded-frame cache.
+"""Input-pipeline throughput of the depth task: items/s of the PNG path vs the decoded-frame cache,
+and the cache path's share of what one core can copy.
 
 An item is a [0, -1, +1] frame triplet at the training resolution (default 640×192), delivered
-by a DataLoader (batch 12, the trainable's collate) with 1 and 2 workers. The PNG path decodes
-three full-size KITTI PNGs and LANCZOS-resizes them per item; the cache path slices a uint8
-memory-mapped array built once (snnsearch.depth.data.frame_cache; its build time is printed too).
-Items repeat the KITTI sample's 8 triplets, so files and cache are in the page cache: this
-measures decode/copy cost, not disk bandwidth.
+by a DataLoader exactly as the trainable builds it (sorted batches of 12 over a shuffled order,
+whole batches from ``KittiRawDataset.__getitems__``) with 1 and 2 workers. The PNG path decodes
+three full-size KITTI PNGs and LANCZOS-resizes them per item; the cache path gathers a batch from a
+uint8 memory-mapped array built once (snnsearch.depth.data.frame_cache; its build time is printed).
 
-    python bench/depth_input.py --root ../shared/data/kitti_raw_sample
+The sample's drive is linked ``--drives`` times under a temp root (default 32: 320 frames,
+≈ 118 MB at 640×192, larger than the CPU's last-level cache) so that the gather reads the page
+cache, not the CPU cache; the cache is built once and read from the page cache, so this measures
+copy cost, not disk bandwidth. The **limit** is a plain numpy gather of the same batches (same rows,
+same order) into one preallocated buffer in this process, on one core, measured right before each
+cache measurement in the same run; the cache path is printed as its share of that limit.
+
+    python bench/depth_input.py --root ../shared/data/kitti_raw_sample --repeat 3
     python bench/depth_input.py --root /data/kitti --json out.json --step   # on a GPU node
 
 ``--step`` (CUDA only) also feeds a real train step (MS-ResNet-18, T=2, I-LIF D=4) from the cache
-loader and reports the GPU busy fraction (step time / wall time). Target (issue 9): the cache
-path ≥ 10× the PNG path and ≥ 750 items/s with 2 workers (a 16 ms batch-12 step needs 750).
+loader and reports the GPU busy fraction (step time / wall time). Targets (issue 20): the cache
+path ≥ 0.5× the same-run single-core limit with one worker, ≥ 0.8× with two.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from snnsearch.depth.data.frame_cache import ensure_cache
-from snnsearch.depth.data.kitti import KittiRawDataset, frame_paths, scan_frames
-from snnsearch.depth.engine import collate
+from snnsearch.depth.data.batches import pass_batch
+from snnsearch.depth.data.kitti import (
+    KittiRawDataset,
+    SplitItem,
+    frame_paths,
+    scan_frames,
+)
+from snnsearch.depth.state import SortedBatches
 
 
 def _cpu_s() -> float:
@@ -38,8 +54,14 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _batches(dataset: KittiRawDataset, batch: int, seed: int) -> list[list[int]]:
+    """The trainable's batches: sorted batches of a seeded shuffle."""
+    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    return list(SortedBatches(order, batch_size=batch))
+
+
 def items_per_s(
-    dataset: KittiRawDataset, workers: int, batch: int, min_items: int
+    dataset: KittiRawDataset, workers: int, batches: list[list[int]]
 ) -> tuple[float, float]:
     """(items per wall second, items per CPU second of loader + workers).
 
@@ -47,15 +69,48 @@ def items_per_s(
     cost per item, and ``workers`` × it bounds what that many dedicated cores deliver. Workers are
     not persistent here so that their CPU time is counted when they exit.
     """
-    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=collate,
-                        pin_memory=torch.cuda.is_available())
-    seen, wall, cpu = 0, time.perf_counter(), _cpu_s()
-    while seen < min_items:
-        for b in loader:
-            seen += b.frames.shape[0]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                        collate_fn=pass_batch, pin_memory=torch.cuda.is_available())
+    it = iter(loader)
+    seen = next(it).frames.shape[0]  # workers started and warm: not part of the rate
+    wall, cpu = time.perf_counter(), _cpu_s()
+    for b in it:
+        seen += b.frames.shape[0]
     wall = time.perf_counter() - wall
-    del loader  # joins the workers, so RUSAGE_CHILDREN includes them
-    return seen / wall, seen / (_cpu_s() - cpu)
+    seen -= len(batches[0])
+    del it, loader  # joins the workers, so RUSAGE_CHILDREN includes them
+    return seen / wall, seen / max(_cpu_s() - cpu, 1e-9)
+
+
+def numpy_limit(dataset: KittiRawDataset, batches: list[list[int]]) -> float:
+    """Items/s of a plain numpy gather of the same batches' rows into one preallocated buffer,
+    in this process (one core): what the memory allows, the cache path's ceiling."""
+    assert dataset.cache is not None and dataset._rows is not None
+    array, rows = dataset.cache.array, dataset._rows
+    frames = len(dataset.frame_ids)
+    out = np.empty((max(map(len, batches)) * frames, *array.shape[1:]), dtype=np.uint8)
+    np.take(array, rows[batches[0]].reshape(-1), axis=0, out=out[: len(batches[0]) * frames],
+            mode="clip")  # warm: pages mapped
+    start, seen = time.perf_counter(), 0
+    for batch in batches:
+        n = len(batch) * frames
+        np.take(array, rows[batch].reshape(-1), axis=0, out=out[:n], mode="clip")
+        seen += len(batch)
+    return seen / (time.perf_counter() - start)
+
+
+def linked_root(sample: Path, drives: int, folder: Path) -> Path:
+    """``drives`` copies of the sample's drives (symlinks) under ``folder``, so the cache holds
+    ``drives`` × as many distinct frames."""
+    root = folder / "kitti"
+    for date in (d for d in sample.iterdir() if d.is_dir()):
+        (root / date.name).mkdir(parents=True)
+        for calib in date.glob("calib_*.txt"):
+            (root / date.name / calib.name).symlink_to(calib.resolve())
+        for n, drive in enumerate(d for d in sorted(date.glob("*_drive_*_sync")) for _ in
+                                  range(drives)):
+            (root / date.name / f"{date.name}_drive_{n:04d}_sync").symlink_to(drive.resolve())
+    return root
 
 
 def feed_step(dataset: KittiRawDataset, workers: int, batch: int, steps: int) -> dict:
@@ -69,9 +124,9 @@ def feed_step(dataset: KittiRawDataset, workers: int, batch: int, steps: int) ->
     pose = build_pose_net()
     net, pose = net.to(device), pose.to(device)
     opt = torch.optim.Adam([*net.parameters(), *pose.parameters()], lr=1e-4)
-    loader = DataLoader(torch.utils.data.Subset(dataset, list(range(steps * batch))),
-                        batch_size=batch, num_workers=workers, collate_fn=collate,
-                        pin_memory=True, persistent_workers=workers > 0)
+    batches = _batches(dataset, batch, 0)[:steps]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                        collate_fn=pass_batch, pin_memory=True, persistent_workers=workers > 0)
     train_epoch(net, pose, loader, opt, device, LossSettings())  # warm-up (cudnn, workers)
     start = torch.cuda.Event(enable_timing=True)
     end = torch.cuda.Event(enable_timing=True)
@@ -83,7 +138,7 @@ def feed_step(dataset: KittiRawDataset, workers: int, batch: int, steps: int) ->
     wall = time.perf_counter() - wall
     # Busy time: the same steps on a batch already on the device (no input pipeline).
     frames = next(iter(loader))
-    resident = [frames] * steps
+    resident = [frames._replace(frames=frames.frames.clone())] * steps  # kept: own copy
     t = time.perf_counter()
     train_epoch(net, pose, resident, opt, device, LossSettings())  # type: ignore[arg-type]
     torch.cuda.synchronize()
@@ -99,42 +154,56 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--drives", type=int, default=32,
+                        help="link the root's drives this many times (distinct cached frames)")
     parser.add_argument("--png-items", type=int, default=96, help="items timed on the PNG path")
-    parser.add_argument("--cache-items", type=int, default=3000, help="items timed on the cache")
-    parser.add_argument("--cache-dir", default="", help="default: a temp dir, removed after")
+    parser.add_argument("--cache-items", type=int, default=6000, help="items timed on the cache")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements per worker count")
     parser.add_argument("--step", action="store_true", help="also feed a real step (CUDA)")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    base = scan_frames(args.root)
-    if not base:
+    if not scan_frames(args.root):
         parser.error(f"no KITTI frames under {args.root}")
-    items = (base * (args.cache_items // len(base) + 1))[: max(args.cache_items, len(base))]
     with tempfile.TemporaryDirectory(prefix="depth_input_") as tmp:
+        root = linked_root(Path(args.root), args.drives, Path(tmp))
+        base = scan_frames(root)
+        items: list[SplitItem] = (base * (args.cache_items // len(base) + 1))[: args.cache_items]
         start = time.perf_counter()
-        cache = ensure_cache(args.root, frame_paths(args.root, base), height=args.height,
-                             width=args.width, cache_dir=args.cache_dir or tmp, workers=2)
+        cache = ensure_cache(root, frame_paths(root, base), height=args.height, width=args.width,
+                             cache_dir=Path(tmp) / "cache", workers=2)
         build_s = time.perf_counter() - start
-        png = KittiRawDataset(args.root, items, height=args.height, width=args.width)
-        cached = KittiRawDataset(args.root, items, height=args.height, width=args.width,
-                                 cache=cache)
+        print(f"cache build: {len(cache.rows)} frames "
+              f"({cache.array.nbytes / 2**20:.0f} MB) in {build_s:.1f} s", flush=True)
+        png = KittiRawDataset(root, items[: args.png_items], height=args.height,
+                              width=args.width)
+        cached = KittiRawDataset(root, items, height=args.height, width=args.width, cache=cache)
         rows = []
         for w in (int(x) for x in args.workers.split(",")):
-            p, p_cpu = items_per_s(png, w, args.batch, args.png_items)
-            c, c_cpu = items_per_s(cached, w, args.batch, args.cache_items)
-            rows.append({"workers": w, "png_items_per_s": p, "cache_items_per_s": c,
-                         "png_items_per_cpu_s": p_cpu, "cache_items_per_cpu_s": c_cpu,
-                         "speedup_wall": c / p, "speedup_cpu": c_cpu / p_cpu})
-            print(f"{w} worker(s): PNG {p:7.1f} items/s ({p_cpu:6.1f}/CPU-s)   cache "
-                  f"{c:8.1f} items/s ({c_cpu:7.1f}/CPU-s)   x{c / p:.0f} wall, "
-                  f"x{c_cpu / p_cpu:.0f} CPU", flush=True)
-        out = {"root": args.root, "height": args.height, "width": args.width,
-               "batch": args.batch, "cache_build_s": build_s, "frames_cached": len(cache.rows),
-               "rows": rows}
-        print(f"cache build: {len(cache.rows)} frames in {build_s:.2f} s")
+            p, p_cpu = items_per_s(png, w, _batches(png, args.batch, 0))
+            for r in range(args.repeat):
+                batches = _batches(cached, args.batch, r)
+                limit = numpy_limit(cached, batches)
+                c, c_cpu = items_per_s(cached, w, batches)
+                load = os.getloadavg()[0]
+                rows.append({"workers": w, "repeat": r, "png_items_per_s": p,
+                             "png_items_per_cpu_s": p_cpu, "limit_items_per_s": limit,
+                             "cache_items_per_s": c, "cache_items_per_cpu_s": c_cpu,
+                             "share_of_limit": c / limit, "speedup_wall": c / p,
+                             "load_avg_1m": load})
+                print(f"{w} worker(s) #{r}: PNG {p:6.1f} items/s   limit (numpy, 1 core) "
+                      f"{limit:7.0f} items/s   cache {c:7.0f} items/s ({c_cpu:6.0f}/CPU-s) = "
+                      f"{c / limit:.2f} of the limit   load {load:.2f}", flush=True)
+            shares = [x["share_of_limit"] for x in rows if x["workers"] == w]
+            print(f"{w} worker(s): share of the limit median {statistics.median(shares):.2f} "
+                  f"(min {min(shares):.2f}, max {max(shares):.2f})", flush=True)
+        out = {"root": args.root, "drives": args.drives, "height": args.height,
+               "width": args.width, "batch": args.batch, "cache_build_s": build_s,
+               "frames_cached": len(cache.rows), "cpus": os.cpu_count(), "rows": rows}
         if args.step and torch.cuda.is_available():
             out["step"] = feed_step(cached, max(rows[-1]["workers"], 1), args.batch, 50)
             print(f"fed step: GPU busy {out['step']['gpu_busy']:.0%}")
+        cache.close()
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

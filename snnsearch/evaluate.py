@@ -158,7 +158,7 @@ def evaluate_checkpoint(
     batch_size: int = 8,
 ) -> DepthErrors:
     """Eigen metrics of a depth checkpoint on ``split`` (GT from ``gt_path`` or the scans)."""
-    from snnsearch.depth.data.gt import depth_map, load_gt_depths
+    from snnsearch.depth.data.gt import depth_map, load_gt_for
     from snnsearch.depth.engine import LossSettings, collate, validate
     from snnsearch.depth.models.net import build_depth_net
     from snnsearch.depth.state import model_spec
@@ -182,9 +182,7 @@ def evaluate_checkpoint(
     net.load_state_dict(state["model"])
     # Only the target frame is needed: no neighbours, so any frame of a drive can be tested.
     data = KittiRawDataset(root, items, height=cfg.height, width=cfg.width, frame_ids=(0,))
-    gts = load_gt_depths(gt_path) if gt_path else [depth_map(root, i) for i in items]
-    if len(gts) != len(items):
-        raise ValueError(f"GT file {gt_path} has {len(gts)} maps for {len(items)} test items")
+    gts = load_gt_for(gt_path, items) if gt_path else [depth_map(root, i) for i in items]
     loader = DataLoader(data, batch_size=batch_size, collate_fn=collate)
     errors, _, _ = validate(net, loader, gts, dev, LossSettings(), cfg.precision)
     return errors

@@ -47,8 +47,8 @@ class DepthConfig:
     follow the CPUs Ray assigned to the trial (one kept for the training loop), 0 outside Ray.
     ``energy_images``: validation images the energy estimate averages over (the same ones for
     every trial). ``frame_cache``: where frames decoded at the training resolution are cached
-    ("auto": node-local temp dir for KITTI, inside the generated root for synthetic scenes; a
-    directory; "off": decode PNGs on every access; see ``snnsearch.depth.data.frame_cache``).
+    ("auto": the user cache dir, ``$SNNSEARCH_CACHE`` or ~/.cache/snnsearch; a directory;
+    "off": decode PNGs on every access; see ``snnsearch.depth.data.frame_cache``).
     """
 
     data: str = "synthetic"

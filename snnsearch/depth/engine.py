@@ -236,8 +236,11 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(tensors), out=out)
 
 
-def collate(samples: Sequence[DepthSample]) -> DepthSample:
-    """Stacks samples (explicit so the batch keeps its NamedTuple type)."""
+def collate(samples: Sequence[DepthSample] | DepthSample) -> DepthSample:
+    """Stacks samples (explicit so the batch keeps its NamedTuple type); a batch that the
+    dataset built whole (``KittiRawDataset.__getitems__``) passes through."""
+    if isinstance(samples, DepthSample):
+        return samples
     poses = [s.poses for s in samples]
     return DepthSample(
         _stack([s.frames for s in samples]),

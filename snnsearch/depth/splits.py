@@ -135,7 +135,7 @@ def write_splits(
         val_drives,
     )
     if gt:
-        save_gt_depths(files.val_gt, gts)
+        save_gt_depths(files.val_gt, gts, items=val)
     return files
 
 

@@ -115,6 +115,33 @@ class EpochShuffle(Sampler[int]):
         return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
+class SortedBatches(Sampler[list[int]]):
+    """Batches of ``sampler``'s indices, each sorted (the last one may be short).
+
+    Why sorted: a batch of the frame cache is one indexed read of a memory map (see
+    ``KittiRawDataset.__getitems__``); with the items in dataset order its rows run mostly
+    forwards, as the file's pages do. The batch's members are the sampler's, so training sees
+    the same batches as unsorted; the order within a batch does not matter to the loss, and each
+    batch carries its items' indices (``DepthSample.idx``).
+    """
+
+    def __init__(self, sampler: Sampler[int], *, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for index in self.sampler:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                yield sorted(batch)
+                batch = []
+        if batch:
+            yield sorted(batch)
+
+
 def loader_workers(requested: int) -> int:
     """DataLoader workers: ``requested`` if >= 0; -1 follows the CPUs Ray assigned to this trial
     (``cpus_per_trial``), keeping one for the training loop; 0 outside a Ray trial (also in a

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from snnsearch import constants as C
 from snnsearch.depth.config import DepthConfig
 from snnsearch.depth.data.frame_cache import FrameCache, ensure_cache
-from snnsearch.depth.data.gt import depth_map, load_gt_depths
+from snnsearch.depth.data.gt import depth_map, load_gt_for
+from snnsearch.depth.data.batches import pass_batch
 from snnsearch.depth.data.kitti import (
     GpuAugment,
     KittiRawDataset,
@@ -33,10 +34,10 @@ from snnsearch.depth.data.kitti import (
     to_unit,
 )
 from snnsearch.depth.energy import depth_energy
-from snnsearch.depth.engine import LossSettings, collate, train_epoch, validate
+from snnsearch.depth.engine import LossSettings, train_epoch, validate
 from snnsearch.depth.models.net import DepthModelSpec, DepthNet, build_depth_net
 from snnsearch.depth.splits import check_disjoint, resolve
-from snnsearch.depth.state import DepthRun, EpochShuffle, loader_workers
+from snnsearch.depth.state import DepthRun, EpochShuffle, SortedBatches, loader_workers
 from snnsearch.energy import EnergyReport, EnergySummary, energy_summary, twin_report
 from snnsearch.snn.neurons import NeuronSpec
 from snnsearch.training.reporter import LocalReporter, Reporter, report_epoch
@@ -90,9 +91,7 @@ def _frame_cache(cfg: DepthConfig, root: str, items: list) -> FrameCache | None:
     """The decoded-frame cache of every frame ``items`` read (built once per node)."""
     if cfg.frame_cache == "off":
         return None
-    folder = cfg.frame_cache
-    if folder == "auto":
-        folder = str(Path(root) / ".frame_cache") if cfg.data == "synthetic" else ""
+    folder = "" if cfg.frame_cache == "auto" else cfg.frame_cache  # auto: the user cache dir
     return ensure_cache(root, frame_paths(root, items), height=cfg.height, width=cfg.width,
                         cache_dir=folder or None, workers=loader_workers(cfg.num_workers) + 1)
 
@@ -113,10 +112,10 @@ def build_data(cfg: DepthConfig) -> DepthData:
     val = KittiRawDataset(
         root, val_items, height=cfg.height, width=cfg.width, known_pose=known, cache=cache
     )
-    gts = load_gt_depths(gt_path) if gt_path else [depth_map(root, i) for i in val_items]
-    if len(gts) < len(val_items):
-        raise ValueError(f"GT file {gt_path} has {len(gts)} maps for {len(val_items)} val items")
-    return DepthData(train, val, gts[: len(val_items)])
+    # The file's frame ids must cover the val items: another split's GT is an error, not scores
+    # against the wrong maps.
+    gts = load_gt_for(gt_path, val_items) if gt_path else [depth_map(root, i) for i in val_items]
+    return DepthData(train, val, gts)
 
 
 def _device(cfg: DepthConfig) -> torch.device:
@@ -181,19 +180,26 @@ def _loaders(
     cfg: DepthConfig, data: DepthData, device: torch.device
 ) -> tuple[DataLoader, DataLoader, EpochShuffle]:
     """Train and val loaders built once: workers follow the trial's CPUs and stay alive across
-    epochs; pinned memory lets the host→GPU copies overlap the step."""
+    epochs and hand over whole batches (one gather each, ``KittiRawDataset.__getitems__``);
+    pinned memory lets the host→GPU copies overlap the step."""
     workers = loader_workers(cfg.num_workers)
+    pin = device.type == "cuda"
     common: dict[str, Any] = {
-        "batch_size": cfg.batch_size,
         "num_workers": workers,
-        "collate_fn": collate,
-        "pin_memory": device.type == "cuda",
+        "collate_fn": pass_batch,
+        "pin_memory": pin,
         "persistent_workers": workers > 0,
     }
+    for dataset in (data.train, data.val):
+        if isinstance(dataset, KittiRawDataset):
+            dataset.pin_batches = pin and workers == 0  # gathered straight into pinned memory
     shuffle = EpochShuffle(len(data.train), seed=cfg.seed)
+    val_order = SequentialSampler(data.val)  # validation order is the GT's order
     return (
-        DataLoader(data.train, sampler=shuffle, **common),
-        DataLoader(data.val, shuffle=False, **common),
+        DataLoader(data.train, batch_sampler=SortedBatches(shuffle, batch_size=cfg.batch_size),
+                   **common),
+        DataLoader(data.val, batch_sampler=SortedBatches(val_order, batch_size=cfg.batch_size),
+                   **common),
         shuffle,
     )
 

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "snnsearch"
 # Entry points above every layer: CLIs that may use anything but the test fakes.
 ENTRY_MODULES = {"snnsearch.report", "snnsearch.evaluate"}
 # Root modules every layer may use; they import nothing of the package themselves.
-ROOT_MODULES = {"snnsearch.constants", "snnsearch.registry"}
+ROOT_MODULES = {"snnsearch.constants", "snnsearch.registry", "snnsearch.cache"}
 
 
 def module_name(path: Path) -> str:

@@ -200,7 +200,8 @@ def test_right_gt_is_projected_into_image_03(kitti_stereo_root: Path) -> None:
 
 def test_ragged_gt_round_trip_without_pickle(tmp_path: Path) -> None:
     maps = [np.ones((4, 6), np.float32), 2 * np.ones((5, 7), np.float32)]
-    loaded = load_gt_depths(save_gt_depths(tmp_path / "gt.npz", maps))
+    items = [SplitItem("2011_09_26/2011_09_26_drive_0000_sync", f) for f in (1, 2)]
+    loaded = load_gt_depths(save_gt_depths(tmp_path / "gt.npz", maps, items=items))
     assert [m.shape for m in loaded] == [(4, 6), (5, 7)] and loaded[1][0, 0] == 2
     pickled = np.empty(2, dtype=object)
     pickled[:] = maps

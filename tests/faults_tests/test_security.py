@@ -148,11 +148,13 @@ def test_ragged_gt_depths_round_trip_without_pickle(tmp_path: Path) -> None:
     import numpy as np
 
     from snnsearch.depth.data.gt import load_gt_depths, save_gt_depths
+    from snnsearch.depth.data.kitti import SplitItem
 
     maps = [np.ones((3, 4), np.float32), np.full((2, 5), 2.0, np.float32)]
-    path = save_gt_depths(tmp_path / "gt.npz", maps)
+    items = [SplitItem("2011_09_26/2011_09_26_drive_0001_sync", f) for f in (1, 2)]
+    path = save_gt_depths(tmp_path / "gt.npz", maps, items=items)
     with np.load(path, allow_pickle=False) as f:  # nothing in it needs pickle
-        assert all(f[k].dtype == np.float32 for k in f.files)
+        assert all(f[k].dtype.kind in "fU" for k in f.files)  # floats, and the frame ids
     loaded = load_gt_depths(path)
     assert [m.shape for m in loaded] == [(3, 4), (2, 5)] and loaded[1][0, 0] == 2.0
 

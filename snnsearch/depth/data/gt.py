@@ -79,28 +79,32 @@ def depth_map(root: str | Path, item: SplitItem) -> np.ndarray:
     return project_points(load_velodyne(velodyne_path(root, item)), P, shape)
 
 
-def load_gt_depths(path: str | Path) -> list[np.ndarray]:
-    """Reads a ``gt_depths.npz``: a stacked ``data`` array, or ``data_00000``, ``data_00001``, ...
-    when the maps differ in size.
+IDS = "frame_ids"  # the key of the GT file's frame ids ("<folder> <frame> <side>", one per map)
+REGENERATE = ("regenerate it: python -m snnsearch.depth.splits (writes val_gt_depths.npz) or "
+              "snnsearch.depth.data.gt.export_gt_depths(root, items, path)")
 
-    Never with ``allow_pickle``: an object array in an ``.npz`` is a pickle and runs code when
-    loaded. monodepth2's own ragged export is such an object array; it is refused with the fix.
-    """
-    path = Path(path)
+
+def frame_id(item: SplitItem) -> str:
+    """A split item as a GT file names it: its split-file line, ``<folder> <frame> <side>``."""
+    return f"{item.folder} {item.frame} {item.side}"
+
+
+def _load(path: Path) -> tuple[list[np.ndarray], list[str] | None]:
     if not path.is_file():
         raise FileNotFoundError(
             f"GT depth file not found: {path} (export it with export_gt_depths)"
         )
     try:
         with np.load(path, allow_pickle=False) as f:
+            ids = [str(i) for i in f[IDS]] if IDS in f.files else None
             if "data" in f:
-                return [np.asarray(d, dtype=np.float32) for d in f["data"]]
+                return [np.asarray(d, dtype=np.float32) for d in f["data"]], ids
             keys = sorted(k for k in f.files if k.startswith("data_"))
             if not keys:
                 raise ValueError(
                     f"{path} has no 'data' array (expected gt_depths.npz from export_gt_depths)"
                 )
-            return [np.asarray(f[k], dtype=np.float32) for k in keys]
+            return [np.asarray(f[k], dtype=np.float32) for k in keys], ids
     except ValueError as err:
         if "allow_pickle" not in str(err):
             raise
@@ -112,19 +116,62 @@ def load_gt_depths(path: str | Path) -> list[np.ndarray]:
         raise ValueError(f"{path} is not a readable .npz ({err}); re-export it") from None
 
 
-def save_gt_depths(path: str | Path, depths: Sequence[np.ndarray]) -> Path:
+def load_gt_depths(path: str | Path) -> list[np.ndarray]:
+    """Reads a ``gt_depths.npz``: a stacked ``data`` array, or ``data_00000``, ``data_00001``, ...
+    when the maps differ in size (and ``frame_ids``, see :func:`load_gt_for`), in file order.
+
+    Never with ``allow_pickle``: an object array in an ``.npz`` is a pickle and runs code when
+    loaded. monodepth2's own ragged export is such an object array; it is refused with the fix.
+    """
+    return _load(Path(path))[0]
+
+
+def load_gt_for(path: str | Path, items: Sequence[SplitItem]) -> list[np.ndarray]:
+    """The GT maps of ``items``, in their order, from a file that names its frames.
+
+    Why ids: a GT file of another split with at least as many maps would otherwise be accepted
+    and scored against the wrong depth maps. The file may hold more frames than ``items`` (the
+    full split when a run takes the first N val items); a frame it lacks is an error naming the
+    file and the first such frame, and a file without ids (written before ids existed) is refused
+    with how to regenerate it.
+    """
+    path = Path(path)
+    maps, ids = _load(path)
+    if ids is None:
+        raise ValueError(f"GT file {path} does not name its frames (written by an older "
+                         f"snnsearch); {REGENERATE}")
+    if len(ids) != len(maps):
+        raise ValueError(f"GT file {path} names {len(ids)} frames for {len(maps)} maps; "
+                         f"{REGENERATE}")
+    where = {frame: n for n, frame in enumerate(ids)}
+    for n, item in enumerate(items):
+        if frame_id(item) not in where:
+            held = f"its entry {n} is {ids[n]!r}" if n < len(ids) else f"it has {len(ids)}"
+            raise ValueError(f"GT file {path} does not match the split: item {n} "
+                             f"{frame_id(item)!r} is not in it ({held}); {REGENERATE}")
+    return [maps[where[frame_id(i)]] for i in items]
+
+
+def save_gt_depths(
+    path: str | Path, depths: Sequence[np.ndarray], *, items: Sequence[SplitItem]
+) -> Path:
     """Writes maps as ``data`` (stacked) or, if their shapes differ, one ``data_<i>`` array each
-    (no object arrays: those can only be read back with pickle)."""
+    (no object arrays: those can only be read back with pickle), with ``frame_ids`` naming the
+    item of each map (a fixed-width unicode array, no pickle either)."""
+    if len(items) != len(depths):
+        raise ValueError(f"{len(depths)} GT maps for {len(items)} items")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     maps = [np.asarray(d, dtype=np.float32) for d in depths]
+    ids = np.array([frame_id(i) for i in items], dtype=str)
     if len({d.shape for d in maps}) == 1:
-        np.savez_compressed(path, data=np.stack(maps))
+        np.savez_compressed(path, data=np.stack(maps), **{IDS: ids})
     else:
-        np.savez_compressed(path, **{f"data_{i:05d}": d for i, d in enumerate(maps)})
+        np.savez_compressed(path, **{f"data_{i:05d}": d for i, d in enumerate(maps)}, **{IDS: ids})
     return path
 
 
 def export_gt_depths(root: str | Path, items: Sequence[SplitItem], out_path: str | Path) -> Path:
-    """Projects every item's scan and saves the split's GT as ``gt_depths.npz``."""
-    return save_gt_depths(out_path, [depth_map(root, i) for i in items])
+    """Projects every item's scan and saves the split's GT, with its frame ids, as
+    ``gt_depths.npz``."""
+    return save_gt_depths(out_path, [depth_map(root, i) for i in items], items=items)

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from snnsearch.depth.data.batches import BatchBuffers
+
 if TYPE_CHECKING:
     from snnsearch.depth.data.frame_cache import FrameCache
 
@@ -58,7 +60,8 @@ class DepthSample(NamedTuple):
     frames: ``[F, 3, H, W]`` uint8, in ``FRAME_IDS`` order (4× less to copy and pin than float;
         :func:`to_unit` makes them floats in [0, 1] on the device).
     K: ``[4, 4]`` intrinsics scaled to ``H × W`` pixels.
-    idx: position in the dataset (``[B]`` after collation), to look up GT.
+    idx: position in the dataset (``[B]`` in a batch), to look up GT and to tell which items a
+        batch holds (batches come with their indices sorted, see ``SortedBatches``).
     poses: ``[F-1, 4, 4]`` known target→source transforms (source frames in ``FRAME_IDS[1:]``
         order), or None when the camera motion is not known (it is then predicted).
     """
@@ -269,6 +272,15 @@ class KittiRawDataset(Dataset):
         }
         folders = sorted({i.folder for i in self.items})
         self._poses = {f: read_poses(self.root, f) for f in folders} if known_pose else None
+        # Cache rows of every item's frames ([N, F], FRAME_IDS order), looked up once: a batch is
+        # then one gather of these rows, and a frame missing from the cache fails here.
+        self._rows = None if cache is None else np.array(
+            [[cache.row(image_path(self.root, i, i.frame + k, ext)) for k in self.frame_ids]
+             for i in self.items], dtype=np.int64,
+        )
+        self.pin_batches = False  # set by the trainer when batches go to CUDA from this process
+        self.buffers = BatchBuffers()
+        self._table: tuple[np.ndarray, np.ndarray | None] | None = None  # built on first batch
 
     def __len__(self) -> int:
         return len(self.items)
@@ -280,11 +292,53 @@ class KittiRawDataset(Dataset):
             frames = torch.from_numpy(np.stack([self.cache.frame(p) for p in paths]))
         else:
             frames = torch.stack([load_image(p, self.height, self.width) for p in paths])
-        K = scaled_intrinsics(self._K[item.date, item.camera], self.height, self.width)
-        poses = None
-        if self._poses is not None:
-            poses = target_to_source(self._poses[item.folder], item.frame, self.frame_ids)
-        return DepthSample(frames, K, index, poses)
+        return DepthSample(frames, self._intrinsics(item), index, self._item_poses(item))
+
+    def _intrinsics(self, item: SplitItem) -> torch.Tensor:
+        return scaled_intrinsics(self._K[item.date, item.camera], self.height, self.width)
+
+    def _item_poses(self, item: SplitItem) -> torch.Tensor | None:
+        if self._poses is None:
+            return None
+        return target_to_source(self._poses[item.folder], item.frame, self.frame_ids)
+
+    def __getitems__(self, indices: Sequence[int]) -> DepthSample:
+        """A whole batch, items in the order of ``indices`` (the DataLoader calls this instead
+        of ``__getitem__`` per item when it batches; pass its result through with
+        :func:`~snnsearch.depth.data.batches.pass_batch`).
+
+        With the cache the frames are one indexed read of its memory map, straight into a
+        preallocated buffer (:class:`~snnsearch.depth.data.batches.BatchBuffers`); K, indices and
+        poses come from tables built once. Without the cache the PNG path's items are stacked
+        (the same pixels, ≈ 60 ms per item).
+        """
+        index = np.asarray(indices, dtype=np.int64)
+        if self._table is None:
+            self._table = self._item_tables()
+        K, poses = self._table
+        if self._rows is None or self.cache is None:
+            frames = torch.stack([self[int(i)].frames for i in index])
+            return DepthSample(frames, torch.from_numpy(K[index]), torch.from_numpy(index),
+                               None if poses is None else torch.from_numpy(poses[index]))
+        f, h, w = len(self.frame_ids), self.height, self.width
+        specs = {"frames": ((len(index), f, 3, h, w), torch.uint8),
+                 "K": ((len(index), 4, 4), torch.float32), "idx": ((len(index),), torch.int64)}
+        if poses is not None:
+            specs["poses"] = ((len(index), f - 1, 4, 4), torch.float32)
+        out = self.buffers.batch(specs, pin=self.pin_batches)
+        self.cache.gather(self._rows[index].reshape(-1), out["frames"].numpy().reshape(-1, 3, h, w))
+        np.take(K, index, axis=0, out=out["K"].numpy())
+        out["idx"].numpy()[:] = index
+        if poses is not None:
+            np.take(poses, index, axis=0, out=out["poses"].numpy())
+        return DepthSample(out["frames"], out["K"], out["idx"], out.get("poses"))
+
+    def _item_tables(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every item's K (``[N, 4, 4]``) and known poses (``[N, F-1, 4, 4]`` or None)."""
+        K = np.stack([self._intrinsics(i).numpy() for i in self.items])
+        if self._poses is None:
+            return K, None
+        return K, np.stack([self._item_poses(i).numpy() for i in self.items])  # type: ignore
 
 
 class GpuAugment(nn.Module):
