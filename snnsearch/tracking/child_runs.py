@@ -34,7 +34,7 @@ from snnsearch.tracking.mlflow_client import (
     make_client,
     with_key_section,
 )
-from snnsearch.tracking.mlflow_writer import Op
+from snnsearch.tracking.mlflow_writer import Op, shard_of
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -54,12 +54,16 @@ class ChildRuns:
         role: the children's ``snnsearch.role`` tag.
         key_metrics: metrics also logged under ``Key metrics/``.
         staging: the only folder ``artifacts`` ops may upload from.
+        shard: which trials are this applier's (``shard_of(trial_id, shards) == shard``): the
+            trials of the other writers are theirs to reuse and drop.
+        shards: number of writers.
     """
 
     def __init__(
         self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, sweep: str,
-        role: str, key_metrics: Iterable[str], staging: Path,
+        role: str, key_metrics: Iterable[str], staging: Path, shard: int = 0, shards: int = 1,
     ) -> None:
+        self.shard, self.shards = shard, shards
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -93,6 +97,7 @@ class ChildRuns:
             self._runs = {
                 r.data.tags[TRIAL_TAG]: r.info.run_id for r in found
                 if TRIAL_TAG in r.data.tags and r.data.tags.get(ROLE_TAG, "trial") == self.role
+                and shard_of(r.data.tags[TRIAL_TAG], self.shards) == self.shard
             }
         return self._runs
 
@@ -117,7 +122,7 @@ class ChildRuns:
 
     def child_run(self, trial_id: str, name: str | None = None,
                   params: Mapping[str, str] | None = None) -> str:
-        """The trial's child run id, created (with params and tags) the first time."""
+        """The trial's child run id, created (with params and tags, RUNNING) the first time."""
         run_id = self.runs.get(trial_id)
         if run_id is not None:
             return run_id
@@ -150,7 +155,11 @@ class ChildRuns:
         return self._steps[trial_id]
 
     def _start(self, op: Op) -> None:
-        run_id = self.child_run(str(op["trial"]), op.get("name"), op.get("params"))
+        trial_id = str(op["trial"])
+        if trial_id not in self.runs:  # a new child is created RUNNING, tagged "running"
+            self.child_run(trial_id, op.get("name"), op.get("params"))
+            return
+        run_id = self.runs[trial_id]  # reopened (resume, or a retried trial)
         self.client.update_run(run_id, status="RUNNING")
         self.client.set_tag(run_id, STATUS_TAG, "running")
 
@@ -191,9 +200,12 @@ class ChildRuns:
                 local.unlink(missing_ok=True)
 
     def _close(self, op: Op) -> None:
+        from mlflow.entities import RunTag
+
         run_id = self.child_run(str(op["trial"]))
-        for key, value in (op.get("tags") or {}).items():
-            self.client.set_tag(run_id, str(key), str(value))
+        tags = [RunTag(str(k), str(v)) for k, v in (op.get("tags") or {}).items()]
+        if tags:  # one request for all of them
+            self.client.log_batch(run_id, tags=tags)
         if op.get("error"):
             self.client.log_text(run_id, str(op["error"]), "error.txt")
         self.client.set_terminated(run_id, status=str(op["status"]))

@@ -62,7 +62,7 @@ from snnsearch.tracking.mlflow_client import (
     with_key_section,
 )
 from snnsearch.tracking.mlflow_writer import (
-    BackgroundWriter,
+    WriterPool,
     WriterReport,
     read_writer_report,
     write_report,
@@ -159,7 +159,7 @@ class NestedMlflowCallback(Callback):
     """Tune callback writing one nested MLflow child run per trial, off the driver thread.
 
     Each hook turns the event into an op (a small dict) and queues it, O(1); a
-    :class:`~snnsearch.tracking.mlflow_writer.BackgroundWriter` thread writes the ops through
+    :class:`~snnsearch.tracking.mlflow_writer.WriterPool` of writer threads writes them through
     :class:`~snnsearch.tracking.child_runs.ChildRuns`, retrying until MLflow takes them. At the
     end of the fit (``on_experiment_end``) the queue is flushed with a bounded wait
     (``flush_timeout_s``, or ``$SNNSEARCH_MLFLOW_FLUSH_S``) and what could not be written is
@@ -180,7 +180,8 @@ class NestedMlflowCallback(Callback):
         role: the children's ``snnsearch.role`` tag ("trial"; "repeat" for ``--repeats``).
         sweep_dir: where the spill file, the staged figures and the writer's report go (a local
             folder; None or a URI: a private temporary folder, so nothing survives the driver).
-        max_buffer: ops kept in memory before they spill to the file.
+        max_buffer: ops kept in memory (per writer) before they spill to the file.
+        writers: writer threads; a trial's ops all go to one of them, in order.
         flush_timeout_s: longest wait for the backlog at the end of the fit (None: the
             environment variable, else :data:`FLUSH_TIMEOUT_S`).
     """
@@ -188,9 +189,10 @@ class NestedMlflowCallback(Callback):
     def __init__(
         self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, sweep: str,
         key_metrics: Iterable[str] = KEY_METRICS, role: str = "trial",
-        sweep_dir: str | None = None, max_buffer: int = 20_000,
+        sweep_dir: str | None = None, max_buffer: int = 20_000, writers: int = 4,
         flush_timeout_s: float | None = None,
     ) -> None:
+        self.writers = writers
         self.key_metrics = tuple(key_metrics)
         self.role = role
         self.tracking_uri = tracking_uri
@@ -200,13 +202,12 @@ class NestedMlflowCallback(Callback):
         self.sweep_dir = sweep_dir
         self.max_buffer = max_buffer
         self.flush_timeout_s = flush_timeout_s
-        self._writer: BackgroundWriter | None = None
-        self._children: ChildRuns | None = None
+        self._writer: WriterPool | None = None
         self._folder: Path | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_writer"] = state["_children"] = state["_folder"] = None
+        state["_writer"] = state["_folder"] = None
         return state
 
     @property
@@ -222,20 +223,18 @@ class NestedMlflowCallback(Callback):
         return self._folder
 
     @property
-    def children(self) -> ChildRuns:
-        if self._children is None:
-            self._children = ChildRuns(
+    def writer(self) -> WriterPool:
+        """The writer threads, started on first use (one MLflow client each)."""
+        if self._writer is None:
+            shards = max(1, int(getattr(self, "writers", 1)))
+            appliers = [ChildRuns(
                 tracking_uri=self.tracking_uri, experiment_id=self.experiment_id,
                 parent_run_id=self.parent_run_id, sweep=self.sweep, role=self.role,
-                key_metrics=self.key_metrics, staging=self.folder / f"{self.role}_artifacts")
-        return self._children
-
-    @property
-    def writer(self) -> BackgroundWriter:
-        if self._writer is None:
-            self._writer = BackgroundWriter(
-                apply=self.children.apply, max_buffer=self.max_buffer,
-                spill_path=self.folder / f"{self.role}.jsonl")
+                key_metrics=self.key_metrics, staging=self.folder / f"{self.role}_artifacts",
+                shard=k, shards=shards).apply for k in range(shards)]
+            self._writer = WriterPool(
+                appliers=appliers, max_buffer=self.max_buffer,
+                spill_paths=[self.folder / f"{self.role}.{k}.jsonl" for k in range(shards)])
         return self._writer
 
     def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
@@ -288,7 +287,7 @@ class NestedMlflowCallback(Callback):
             log.warning("MLflow at %s did not take %d updates (%d metric values) within %.0f s "
                         "(%s); they are in trials.parquet, and kept in %s for a --resume",
                         self.tracking_uri, report.unwritten_ops, report.unwritten_metrics,
-                        timeout, report.last_error, self.folder / f"{self.role}.jsonl")
+                        timeout, report.last_error, self.folder)
         if self.sweep_dir:
             write_report(self.sweep_dir, self.role, report)
         return report

@@ -35,6 +35,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,11 @@ class WriterReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def __add__(self, other: WriterReport) -> WriterReport:
+        values = {f.name: getattr(self, f.name) + getattr(other, f.name)
+                  for f in dataclasses.fields(self) if f.name != "last_error"}
+        return WriterReport(**values, last_error=other.last_error or self.last_error)
 
 
 def count_metrics(ops: Any) -> int:
@@ -164,7 +170,8 @@ class BackgroundWriter:
 
     # ---- the writer thread -------------------------------------------------------------
     def _run(self) -> None:
-        delay = 0.5
+        first_delay = min(0.5, self._max_backoff_s)
+        delay = first_delay
         while True:
             with self._cond:
                 while not self._pending and not self._closing:
@@ -175,13 +182,13 @@ class BackgroundWriter:
                 if self._closing:
                     return
                 batch = self._pending
+            before = len(batch), count_metrics(batch)
             try:
-                done = len(batch), count_metrics(batch)
                 self._apply(batch)
             except Exception as err:  # noqa: BLE001 - any failure is retried, never raised
                 with self._cond:
-                    written = done[0] - len(batch)
-                    self._count_written(written, done[1] - count_metrics(batch))
+                    self._count_written(before[0] - len(batch),
+                                        before[1] - count_metrics(batch))
                     self._stats["retries"] += 1
                     first = self._last_error is None or self._stats["retries"] % 50 == 1
                     self._last_error = f"{type(err).__name__}: {str(err)[:300]}"
@@ -194,10 +201,9 @@ class BackgroundWriter:
                 self._wake.clear()
                 delay = min(delay * 2, self._max_backoff_s)
                 continue
-            delay = 0.5
-            with self._cond:
-                self._count_written(*done)
-                self._pending = []
+            delay = first_delay
+            with self._cond:  # an apply may stop early without failing: the rest goes again
+                self._count_written(before[0] - len(batch), before[1] - count_metrics(batch))
                 self._cond.notify_all()
 
     def _count_written(self, ops: int, metrics: int) -> None:
@@ -292,6 +298,51 @@ class BackgroundWriter:
         if self._spill_ops:
             log.warning("%d MLflow ops left by an earlier driver in %s are written first",
                         self._spill_ops, self._spill_path)
+
+
+def shard_of(trial_id: str, shards: int) -> int:
+    """The writer of a trial: stable across processes (a resumed driver routes a trial's new
+    ops to the writer whose spill file holds its old ones), unlike ``hash``."""
+    return zlib.crc32(trial_id.encode()) % shards
+
+
+class WriterPool:
+    """Several :class:`BackgroundWriter` threads, each owning the trials :func:`shard_of`
+    gives it, so one trial's ops stay in order while different trials' requests overlap (with
+    a server 50 ms away one thread manages only ~20 requests/s). An op without a ``trial`` goes
+    to every writer.
+
+    Args:
+        appliers: one ``apply`` per writer (each with its own MLflow client).
+        spill_paths: one spill file per writer (or None each).
+        max_buffer: ops in memory per writer before spilling.
+    """
+
+    def __init__(self, *, appliers: list[Callable[[list[Op]], None]],
+                 spill_paths: list[Path | None], max_buffer: int = 20_000) -> None:
+        self.writers = [BackgroundWriter(apply=a, spill_path=p, max_buffer=max_buffer)
+                        for a, p in zip(appliers, spill_paths, strict=True)]
+
+    def put(self, op: Op) -> None:
+        """Queues ``op`` on its trial's writer (every writer when it names no trial)."""
+        trial = op.get("trial")
+        if trial is None:
+            for writer in self.writers:
+                writer.put(op)
+        else:
+            self.writers[shard_of(str(trial), len(self.writers))].put(op)
+
+    def flush(self, timeout_s: float) -> WriterReport:
+        deadline = time.monotonic() + timeout_s
+        for writer in self.writers:
+            writer.flush(max(0.0, deadline - time.monotonic()))
+        return self.report()
+
+    def report(self) -> WriterReport:
+        return sum((w.report() for w in self.writers), WriterReport())
+
+    def close(self) -> WriterReport:
+        return sum((w.close() for w in self.writers), WriterReport())
 
 
 def write_report(sweep_dir: str, role: str, report: WriterReport) -> None:

@@ -117,7 +117,7 @@ def test_restored_callback_reuses_children_instead_of_duplicating(tracking: tupl
     cb.flush(60)
     # Ray pickles callbacks into tuner.pkl; Tuner.restore unpickles a fresh copy.
     restored = pickle.loads(pickle.dumps(cb))
-    assert restored._writer is None and restored._children is None
+    assert restored._writer is None and restored._folder is None
     restored.on_trial_start(0, [], trial)
     for epoch in (3, 4):
         trial.last_result = {"training_iteration": epoch, "val_acc": 0.5}
