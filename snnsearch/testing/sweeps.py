@@ -142,6 +142,7 @@ class MlflowServer:
 
     def __init__(self, workdir: Path, *, artifact_root: Path | None = None,
                  port: int | None = None) -> None:
+        self.workdir = workdir
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
