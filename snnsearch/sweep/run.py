@@ -145,7 +145,7 @@ def _run_locked(
             _save_space(sweep_dir, stored_space(space, trial_fixed(space, settings)))
             callback = M.NestedMlflowCallback(
                 tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
-                parent_run_id=parent_id, sweep=settings.name,
+                parent_run_id=parent_id, sweep=settings.name, sweep_dir=sweep_dir,
                 key_metrics=M.key_metric_names(
                     [settings.metric, *(m for m, _ in settings.objectives)]),
             )
@@ -197,6 +197,7 @@ def _repeats(settings: SweepSettings, trainable: Callable[[dict[str, Any]], None
         callback = M.NestedMlflowCallback(
             tracking_uri=settings.mlflow_uri, experiment_id=parent.experiment_id,
             parent_run_id=parent_id, sweep=settings.name, role="repeat",
+            sweep_dir=settings.sweep_dir,
             key_metrics=M.key_metric_names([settings.metric,
                                             *(m for m, _ in settings.objectives)]))
         tuner = build_repeat_tuner(settings, points, trainable=trainable,
@@ -242,6 +243,9 @@ def _finish(
     )
     summary["sweep_dir"] = settings.sweep_dir
     text = format_summary(summary)
+    mlflow_line = M.writer_summary_line(M.read_writer_report(settings.sweep_dir))
+    if mlflow_line:  # what the MLflow writer could not log by the end (server down)
+        text += "\n" + mlflow_line
     if repeat_rows:
         from snnsearch.sweep.repeats import summary_line
 

@@ -137,10 +137,13 @@ def pids_with_arg(marker: str) -> list[int]:
 class MlflowServer:
     """A lean ``mlflow server`` on a free loopback port, in its own process group so a test can
     stop (kill) it mid-sweep; ``artifact_root``: a local folder for artifacts instead of the
-    server's proxied ``mlflow-artifacts:`` store."""
+    server's proxied ``mlflow-artifacts:`` store; ``port``: a fixed port (a restart on the
+    same port and store looks to clients like a server that came back)."""
 
-    def __init__(self, workdir: Path, *, artifact_root: Path | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, workdir: Path, *, artifact_root: Path | None = None,
+                 port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         cmd = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1",
@@ -148,7 +151,7 @@ class MlflowServer:
                f"sqlite:///{workdir / 'server.db'}"]
         if artifact_root is not None:
             cmd += ["--default-artifact-root", str(artifact_root)]
-        self._log = open(workdir / "mlflow_server.log", "wb")  # noqa: SIM115 - closed in stop
+        self._log = open(workdir / "mlflow_server.log", "ab")  # noqa: SIM115 - closed in stop
         self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         try:

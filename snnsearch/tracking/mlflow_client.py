@@ -43,7 +43,6 @@ SKIP_KEYS = frozenset(
 )
 _MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 _MAX_NOTE_LEN = 8000  # MLflow's limit on a tag value
-RETRY_AFTER_S = 30.0  # after a failed MLflow call, leave the server alone this long
 
 
 def make_client(tracking_uri: str) -> MlflowClient:

@@ -1,12 +1,14 @@
 """MLflow logging of a sweep: one parent run per sweep, one nested child run per trial.
 
 Ray's ``MLflowLoggerCallback`` makes every trial a top-level run, so the MLflow UI cannot group
-or compare a sweep's trials. Here every MLflow call happens on the driver inside a Tune
-``Callback``; children carry the ``mlflow.parentRunId`` tag (how the UI nests runs) and a
+or compare a sweep's trials. Here a Tune ``Callback`` on the driver queues each event and a
+background writer thread makes the MLflow calls (:mod:`snnsearch.tracking.mlflow_writer`: the
+driver's per-result work is a dict and a queue append; a slow, restarting or down server is
+retried, never skipped, and what is still unwritten at the end is counted in the sweep summary).
+Children carry the ``mlflow.parentRunId`` tag (how the UI nests runs) and a
 ``snnsearch.trial_id`` tag. Resume finds the parent through ``mlflow_parent_run_id.txt`` in the
 sweep directory and the children through that tag, so a restored sweep adds no duplicate runs.
-MLflow failures are logged as warnings and never stop the sweep: losing a metric point is
-cheaper than losing a GPU-hour of trials.
+MLflow failures never stop the sweep: every metric is also in Ray's results and trials.parquet.
 
 What the UI shows first: MLflow 3.17's run page groups metric charts into sections by the prefix
 before the last ``/``, sorts the sections by that prefix (ASCII) and puts the un-prefixed
@@ -23,7 +25,8 @@ budget, KILLED for one stopped early, silent or saturated (the reason in the
 from __future__ import annotations
 
 import logging
-import math
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,7 @@ from ray.tune import Callback
 
 from snnsearch.constants import STOP_REASON
 from snnsearch.tracking import summary as S
+from snnsearch.tracking.child_runs import ChildRuns
 from snnsearch.tracking.mlflow_client import (
     _MAX_NOTE_LEN,
     _MAX_PARAM_LEN,
@@ -41,7 +45,6 @@ from snnsearch.tracking.mlflow_client import (
     NOTE_TAG,
     PARENT_ID_FILE,
     PARENT_TAG,
-    RETRY_AFTER_S,
     ROLE_TAG,
     STATUS_TAG,
     STOP_REASON_TAG,
@@ -58,6 +61,13 @@ from snnsearch.tracking.mlflow_client import (
     numeric_metrics,
     with_key_section,
 )
+from snnsearch.tracking.mlflow_writer import (
+    WriterPool,
+    WriterReport,
+    read_writer_report,
+    write_report,
+    writer_summary_line,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -65,6 +75,9 @@ if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
 log = logging.getLogger(__name__)
+PENDING_DIR = "mlflow_pending"  # in the sweep dir: the writer's spill file and staged figures
+FLUSH_ENV = "SNNSEARCH_MLFLOW_FLUSH_S"
+FLUSH_TIMEOUT_S = 120.0  # end-of-fit wait for the MLflow backlog (a restarting server is back)
 
 
 class SweepParentRun:
@@ -143,10 +156,19 @@ class SweepParentRun:
 
 
 class NestedMlflowCallback(Callback):
-    """Tune callback writing one nested MLflow child run per trial.
+    """Tune callback writing one nested MLflow child run per trial, off the driver thread.
 
-    Picklable (Ray stores callbacks in ``tuner.pkl`` for ``Tuner.restore``): the client and the
-    trial → run map are rebuilt lazily, the map from the ``snnsearch.trial_id`` tags.
+    Each hook turns the event into an op (a small dict) and queues it, O(1); a
+    :class:`~snnsearch.tracking.mlflow_writer.WriterPool` of writer threads writes them through
+    :class:`~snnsearch.tracking.child_runs.ChildRuns`, retrying until MLflow takes them. At the
+    end of the fit (``on_experiment_end``) the queue is flushed with a bounded wait
+    (``flush_timeout_s``, or ``$SNNSEARCH_MLFLOW_FLUSH_S``) and what could not be written is
+    counted in ``mlflow_writer.<role>.json`` in the sweep directory, which the sweep summary
+    reads (:func:`read_writer_report`).
+
+    Picklable (Ray stores callbacks in ``tuner.pkl`` for ``Tuner.restore``): the writer, the
+    client and the trial → run map are rebuilt lazily, the map from the ``snnsearch.trial_id``
+    tags.
 
     Args:
         tracking_uri: MLflow tracking URI.
@@ -156,190 +178,160 @@ class NestedMlflowCallback(Callback):
         key_metrics: metrics also logged under ``Key metrics/`` (the sweep's objectives first;
             :func:`key_metric_names`).
         role: the children's ``snnsearch.role`` tag ("trial"; "repeat" for ``--repeats``).
+        sweep_dir: where the spill file, the staged figures and the writer's report go (a local
+            folder; None or a URI: a private temporary folder, so nothing survives the driver).
+        max_buffer: ops kept in memory (per writer) before they spill to the file.
+        writers: writer threads; a trial's ops all go to one of them, in order.
+        flush_timeout_s: longest wait for the backlog at the end of the fit (None: the
+            environment variable, else :data:`FLUSH_TIMEOUT_S`).
     """
 
     def __init__(
         self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, sweep: str,
         key_metrics: Iterable[str] = KEY_METRICS, role: str = "trial",
+        sweep_dir: str | None = None, max_buffer: int = 20_000, writers: int = 4,
+        flush_timeout_s: float | None = None,
     ) -> None:
+        self.writers = writers
         self.key_metrics = tuple(key_metrics)
         self.role = role
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.sweep = sweep
-        self._client: MlflowClient | None = None
-        self._runs: dict[str, str] | None = None
-        self._steps: dict[str, int] = {}
+        self.sweep_dir = sweep_dir
+        self.max_buffer = max_buffer
+        self.flush_timeout_s = flush_timeout_s
+        self._writer: WriterPool | None = None
+        self._folder: Path | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_client"] = None
-        state["_runs"] = None
-        state["_steps"] = {}
+        state["_writer"] = state["_folder"] = None
         return state
 
     @property
-    def client(self) -> MlflowClient:
-        if self._client is None:
-            self._client = make_client(self.tracking_uri)
-        return self._client
+    def folder(self) -> Path:
+        """Local folder of the spill file and staged artifacts."""
+        if self._folder is None:
+            from snnsearch.storage import sweepdir as _storage
+
+            if self.sweep_dir and not _storage.is_uri(self.sweep_dir):
+                self._folder = Path(self.sweep_dir) / PENDING_DIR
+            else:
+                self._folder = Path(tempfile.mkdtemp(prefix="snnsearch_mlflow_"))
+        return self._folder
 
     @property
-    def runs(self) -> dict[str, str]:
-        """trial_id → child run id, seeded from MLflow so resume reuses existing children.
-
-        Only children of this callback's role: the ``--repeats`` Tuner shares the parent, and
-        its callback must neither reuse nor (``_drop_lost``) delete the search's children.
-        """
-        if self._runs is None:
-            found = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
-                max_results=10000,
-            )
-            role = getattr(self, "role", "trial")
-            self._runs = {
-                r.data.tags[TRIAL_TAG]: r.info.run_id for r in found
-                if TRIAL_TAG in r.data.tags and r.data.tags.get(ROLE_TAG, "trial") == role
-            }
-        return self._runs
-
-    def child_run(self, trial: Trial) -> str:
-        """The trial's child run id, created (with params and tags) the first time."""
-        run_id = self.runs.get(trial.trial_id)
-        if run_id is not None:
-            return run_id
-        tags = {
-            PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id, SWEEP_TAG: self.sweep,
-            ROLE_TAG: getattr(self, "role", "trial"), STATUS_TAG: "running",
-            **environment_tags(),
-        }
-        run = self.client.create_run(self.experiment_id, run_name=str(trial), tags=tags)
-        run_id = run.info.run_id
-        self.runs[trial.trial_id] = run_id
-        self._steps[trial.trial_id] = 0
-        log_params(self.client, run_id, dict(trial.config))
-        return run_id
-
-    def logged_step(self, trial_id: str, run_id: str) -> int:
-        """Last step already in MLflow for this trial (0 for a new child).
-
-        After a driver crash, Ray resumes a trial from the checkpoint in its last experiment
-        snapshot, which can be an epoch or two behind what the callback had logged; those epochs
-        are trained again and must not be logged twice.
-        """
-        if trial_id not in self._steps:
-            history = self.client.get_metric_history(run_id, "time_total_s")
-            self._steps[trial_id] = max((m.step for m in history), default=0)
-        return self._steps[trial_id]
+    def writer(self) -> WriterPool:
+        """The writer threads, started on first use (one MLflow client each)."""
+        if self._writer is None:
+            shards = max(1, int(getattr(self, "writers", 1)))
+            appliers = [ChildRuns(
+                tracking_uri=self.tracking_uri, experiment_id=self.experiment_id,
+                parent_run_id=self.parent_run_id, sweep=self.sweep, role=self.role,
+                key_metrics=self.key_metrics, staging=self.folder / f"{self.role}_artifacts",
+                shard=k, shards=shards).apply for k in range(shards)]
+            self._writer = WriterPool(
+                appliers=appliers, max_buffer=self.max_buffer,
+                spill_paths=[self.folder / f"{self.role}.{k}.jsonl" for k in range(shards)])
+        return self._writer
 
     def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        self._safely(self._start, trial)
+        self.writer.put({"op": "start", "trial": trial.trial_id, "name": str(trial),
+                         "params": {str(k): str(v) for k, v in trial.config.items()}})
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Trial, result: dict, **info: Any
     ) -> None:
-        self._safely(self._result, trial, result)
+        self.writer.put({"op": "result", "trial": trial.trial_id,
+                         "step": int(result.get("training_iteration") or 0),
+                         "time": _now_ms(), "metrics": numeric_metrics(result)})
 
     def on_checkpoint(
         self, iteration: int, trials: list, trial: Trial, checkpoint: Checkpoint, **info: Any
     ) -> None:
-        self._safely(self._figures, trial, checkpoint)
+        try:
+            files = self._stage_figures(trial, checkpoint)
+        except Exception as err:  # noqa: BLE001 - a figure is not worth a trial
+            log.warning("figures of %s not staged for MLflow: %s: %s", trial,
+                        type(err).__name__, err)
+            return
+        if files:
+            self.writer.put({"op": "artifacts", "trial": trial.trial_id, "files": files})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        self._safely(self._close, trial, None)
+        self.writer.put(_close_op(trial, None))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        self._safely(self._close, trial, _error_text(trial))
+        self.writer.put(_close_op(trial, _error_text(trial)))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._safely(self._drop_lost, {t.trial_id for t in trials})
-        if getattr(self, "_failures", 0):
-            log.warning("MLflow logging failed or was skipped %d times (server %s down?); every "
-                        "trial's metrics are in Ray's results and trials.parquet",
-                        self._failures, self.tracking_uri)
+        self.writer.put({"op": "drop_lost", "keep": [t.trial_id for t in trials]})
+        self.finish()
 
-    def _drop_lost(self, trial_ids: set[str]) -> None:
-        """Soft-deletes children of trials that Ray no longer knows.
+    def flush(self, timeout_s: float = 60.0) -> WriterReport:
+        """Waits (at most ``timeout_s``) until everything queued is in MLflow."""
+        return self.writer.flush(timeout_s)
 
-        A trial started after the driver's last experiment snapshot is forgotten by
-        ``Tuner.restore``; the searcher suggests a replacement under a new id. Its partial child
-        would otherwise stand beside the replacement as a never-finished extra run. Deleted runs
-        stay restorable (``mlflow runs restore``) until ``mlflow gc``.
-        """
-        for trial_id, run_id in list(self.runs.items()):
-            if trial_id in trial_ids:
-                continue
-            self.client.set_tag(run_id, STATUS_TAG, "lost in a driver crash")
-            self.client.set_terminated(run_id, status="KILLED")
-            self.client.delete_run(run_id)
-            del self.runs[trial_id]
+    def finish(self) -> WriterReport:
+        """Flushes with the bounded wait, stops the writer (the rest stays in the spill file)
+        and records the outcome in the sweep directory for the summary."""
+        timeout = self.flush_timeout_s
+        if timeout is None:
+            timeout = float(os.environ.get(FLUSH_ENV) or FLUSH_TIMEOUT_S)
+        self.writer.flush(timeout)
+        report = self.writer.close()
+        self._writer = None
+        if report.unwritten_ops:
+            log.warning("MLflow at %s did not take %d updates (%d metric values) within %.0f s "
+                        "(%s); they are in trials.parquet, and kept in %s for a --resume",
+                        self.tracking_uri, report.unwritten_ops, report.unwritten_metrics,
+                        timeout, report.last_error, self.folder)
+        if self.sweep_dir:
+            write_report(self.sweep_dir, self.role, report)
+        return report
 
-    def _start(self, trial: Trial) -> None:
-        run_id = self.child_run(trial)
-        self.client.update_run(run_id, status="RUNNING")
-        self.client.set_tag(run_id, STATUS_TAG, "running")
+    def _stage_figures(self, trial: Trial, checkpoint: Checkpoint) -> list[list[str]]:
+        """Copies the checkpoint's figures and energy tables to the staging folder: Ray may
+        delete the checkpoint (``num_to_keep``) before the writer uploads them."""
+        import shutil
 
-    def _result(self, trial: Trial, result: Mapping[str, Any]) -> None:
-        from mlflow.entities import Metric
-
-        step = int(result.get("training_iteration") or 0)
-        run_id = self.child_run(trial)
-        if step <= self.logged_step(trial.trial_id, run_id):
-            return
-        stamp = _now_ms()
-        values = with_key_section(numeric_metrics(result), getattr(self, "key_metrics", ()))
-        metrics = [Metric(k, v, stamp, step) for k, v in values.items() if not math.isinf(v)]
-        for start in range(0, len(metrics), 1000):
-            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
-        self._steps[trial.trial_id] = step
-
-    def _figures(self, trial: Trial, checkpoint: Checkpoint) -> None:
         step = int((trial.last_result or {}).get("training_iteration") or 0)
-        run_id = self.child_run(trial)
+        files: list[list[str]] = []
         with checkpoint.as_directory() as directory:
-            for png in sorted(Path(directory, "figures").glob("*.png")):
-                self.client.log_artifact(run_id, str(png), f"figures/epoch_{step:03d}")
-            for table in sorted(Path(directory, "energy").glob("*.csv")):  # per-layer energy
-                self.client.log_artifact(run_id, str(table), f"energy/epoch_{step:03d}")
+            found = [(p, f"figures/epoch_{step:03d}")
+                     for p in sorted(Path(directory, "figures").glob("*.png"))]
+            found += [(p, f"energy/epoch_{step:03d}")  # per-layer energy
+                      for p in sorted(Path(directory, "energy").glob("*.csv"))]
+            if not found:
+                return []
+            target = self.folder / f"{self.role}_artifacts" / trial.trial_id / f"{step:04d}"
+            target.mkdir(parents=True, exist_ok=True)
+            for path, artifact_dir in found:
+                copy = target / path.parent.name / path.name
+                copy.parent.mkdir(exist_ok=True)
+                shutil.copyfile(path, copy)
+                files.append([str(copy), artifact_dir])
+        return files
 
-    def _close(self, trial: Trial, error: str | None) -> None:
-        run_id = self.child_run(trial)
-        last = trial.last_result or {}
-        epochs_run = last.get("training_iteration")
-        reason = last.get(STOP_REASON)
-        status = S.trial_status(
-            errored=error is not None, epochs_run=epochs_run,
-            planned_epochs=trial.config.get("epochs"), stop_reason=reason,
-        )
-        self.client.set_tag(run_id, STATUS_TAG, status)
-        if status not in (S.COMPLETED, S.ERRORED):  # KILLED: say why in a tag
-            self.client.set_tag(run_id, STOP_REASON_TAG, _stop_reason(status, reason, last,
-                                                                        trial.config))
-        self.client.set_tag(run_id, "snnsearch.epochs_run", str(epochs_run or 0))
-        if error is not None:
-            self.client.set_tag(run_id, ERROR_TAG, S.error_headline(error, _MAX_PARAM_LEN))
-            self.client.log_text(run_id, error, "error.txt")
-        self.client.set_terminated(run_id, status=mlflow_status(status))
 
-    def _safely(self, fn: Any, *args: Any) -> None:
-        """One MLflow call that never raises. After a failure MLflow is left alone for
-        ``RETRY_AFTER_S``: every call to a dead server blocks Tune's driver loop for its timeout
-        and retries, which would stall the reporting of every trial."""
-        import time
-
-        if time.monotonic() < getattr(self, "_down_until", 0.0):
-            self._failures = getattr(self, "_failures", 0) + 1
-            return
-        try:
-            fn(*args)
-        except Exception as err:  # noqa: BLE001 - see module docstring: never stop the sweep
-            self._failures = getattr(self, "_failures", 0) + 1
-            self._down_until = time.monotonic() + RETRY_AFTER_S
-            log.warning("MLflow logging failed in %s: %s: %s (results stay in Ray and "
-                        "trials.parquet; next MLflow try in %.0f s)", fn.__name__,
-                        type(err).__name__, err, RETRY_AFTER_S)
+def _close_op(trial: Trial, error: str | None) -> dict[str, Any]:
+    """The ``close`` op of a finished trial: status words and tags decided on the driver."""
+    last = trial.last_result or {}
+    epochs_run = last.get("training_iteration")
+    reason = last.get(STOP_REASON)
+    status = S.trial_status(
+        errored=error is not None, epochs_run=epochs_run,
+        planned_epochs=trial.config.get("epochs"), stop_reason=reason,
+    )
+    tags = {STATUS_TAG: status, "snnsearch.epochs_run": str(epochs_run or 0)}
+    if status not in (S.COMPLETED, S.ERRORED):  # KILLED: say why in a tag
+        tags[STOP_REASON_TAG] = _stop_reason(status, reason, last, trial.config)
+    if error is not None:
+        tags[ERROR_TAG] = S.error_headline(error, _MAX_PARAM_LEN) or "errored"
+    return {"op": "close", "trial": trial.trial_id, "status": mlflow_status(status),
+            "tags": tags, "error": error}
 
 
 def _stop_reason(status: str, reason: Any, last: Mapping[str, Any],
@@ -392,5 +384,6 @@ __all__ = [
     "STATUS_TAG", "STOP_REASON_TAG", "SWEEP_TAG", "TRIAL_TAG", "NestedMlflowCallback",
     "SweepParentRun", "dump_json", "ensure_experiment", "environment_tags", "key_metric_names",
     "log_params", "make_client", "mlflow_status", "numeric_metrics", "read_parent_id",
-    "with_key_section", "write_parent_id",
+    "with_key_section", "write_parent_id", "WriterReport", "read_writer_report",
+    "writer_summary_line",
 ]

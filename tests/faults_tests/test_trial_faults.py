@@ -1,10 +1,12 @@
 """Faults inside trials, through the real sweep driver (``snnsearch.sweep.cli.main``) on the
 shared local Ray session: an out-of-memory error and a diverging (NaN) trial each cost only that
-trial, with a one-line error; an MLflow server dying mid-sweep costs no trial and no metric."""
+trial, with a one-line error; an MLflow server restarting mid-sweep costs no trial and no metric,
+and one still down at the end costs no trial, with the unlogged metric values counted."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from snnsearch.search.searchers import build_searcher
 from snnsearch.spaces.space import load_space
 from snnsearch.sweep.cli import main
-from snnsearch.testing.sweeps import sweep_runs
+from snnsearch.testing.sweeps import MlflowServer, sweep_runs
 from snnsearch.testing.trainables import OOM_MESSAGE
 from snnsearch.tracking import mlflow_logging as M
 
@@ -121,19 +123,47 @@ def test_a_diverging_trial_fails_with_a_one_line_error(nan_sweep: dict[str, Any]
     assert "FloatingPointError" in diverged["error"] and "lower lr" in diverged["error"]
 
 
-def _kill_after_first_checkpoints(server: Any, sweep_dir: Path, done: threading.Event) -> None:
+def _bounce_after_first_checkpoints(server: Any, sweep_dir: Path, down_s: float | None,
+                                    events: dict[str, threading.Event],
+                                    restarted: list[Any]) -> None:
+    """Kills ``server`` once a trial has checkpointed; restarts it on the same port and store
+    ``down_s`` later (None: leaves it down)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if any(sweep_dir.glob("*/checkpoint_000001")):
             server.stop()
-            done.set()
+            events["killed"].set()
+            if down_s is None:
+                return
+            time.sleep(down_s)
+            restarted.append(MlflowServer(server.workdir, artifact_root=server.workdir
+                                          / "artifacts", port=server.port))
+            events["back"].set()
             return
         time.sleep(0.1)
 
 
+def _faulty_sweep(space: Path, tmp_path: Path, name: str, server: Any, down_s: float | None,
+                  ) -> tuple[int, dict[str, threading.Event], list[Any]]:
+    events = {"killed": threading.Event(), "back": threading.Event()}
+    restarted: list[Any] = []
+    bouncer = threading.Thread(target=_bounce_after_first_checkpoints, daemon=True, args=(
+        server, tmp_path / "ray" / name, down_s, events, restarted))
+    bouncer.start()
+    try:
+        code = main("faults", ["--space", str(space), "--storage", str(tmp_path / "ray"),
+                               "--name", name, "--sampler", "random", "--seed", "0",
+                               "--mlflow-uri", server.uri])
+        bouncer.join(60)
+    finally:
+        for again in restarted:
+            again.stop()
+    return code, events, restarted
+
+
 @pytest.mark.ray
 @pytest.mark.slow
-def test_mlflow_server_dying_mid_sweep_loses_no_trial_and_no_metric(
+def test_mlflow_server_restarting_mid_sweep_loses_no_trial_and_no_metric(
     ray_session: None, tmp_path: Path, write_space: Any, fault_trainable: str,
     killable_mlflow: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture,
 ) -> None:
@@ -141,23 +171,60 @@ def test_mlflow_server_dying_mid_sweep_loses_no_trial_and_no_metric(
     space = write_space(fault_trainable, fixed={"sleep_s": 0.4}, space={"x": {"float": [0, 1]}},
                         tune={"samples": samples, "scheduler": "fifo", "max_epochs": epochs,
                               "concurrency": 2, "metric": "val_acc", "mode": "max"})
-    sweep_dir = tmp_path / "ray" / "down"
-    killed = threading.Event()
-    killer = threading.Thread(target=_kill_after_first_checkpoints, daemon=True,
-                              args=(killable_mlflow, sweep_dir, killed))
-    killer.start()
     with caplog.at_level(logging.WARNING):
-        code = main("faults", ["--space", str(space), "--storage", str(tmp_path / "ray"),
-                               "--name", "down", "--sampler", "random", "--seed", "0",
-                               "--mlflow-uri", killable_mlflow.uri])
-    killer.join(5)
-    assert killed.is_set()
+        code, events, restarted = _faulty_sweep(space, tmp_path, "bounce", killable_mlflow, 4.0)
+    assert events["killed"].is_set() and events["back"].is_set()
     out = capsys.readouterr().out
     assert code == 0 and f"Sweep summary: {samples} trials ({samples} completed" in out
-    # Every epoch of every trial is in Ray's results and in the Parquet table.
-    table = pd.read_parquet(sweep_dir / "trials.parquet")
+    assert "could not be logged" not in out
+    # Every epoch of every trial is in the Parquet table...
+    table = pd.read_parquet(tmp_path / "ray" / "bounce" / "trials.parquet")
     assert len(table) == samples and (table["epochs_run"] == epochs).all()
-    assert table["last/val_acc"].notna().all()
+    # ...and in MLflow: the writer held and retried what the dead server refused.
+    store = f"sqlite:///{killable_mlflow.workdir / 'server.db'}"
+    parent_id = (tmp_path / "ray" / "bounce" / M.PARENT_ID_FILE).read_text().strip()
+    _, children = sweep_runs(store, parent_run_id=parent_id)
+    assert len(children) == samples
+    client = M.make_client(store)
+    for child in children:
+        history = client.get_metric_history(child.info.run_id, "val_acc")
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+        assert child.info.status == "FINISHED"
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert any("MLflow" in w for w in warnings), warnings
-    assert any("trials.parquet" in w for w in warnings), warnings
+    assert any("MLflow write failed" in w for w in warnings), warnings
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_mlflow_server_down_at_the_end_is_counted_in_the_summary(
+    ray_session: None, tmp_path: Path, write_space: Any, fault_trainable: str,
+    killable_mlflow: Any, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SNNSEARCH_MLFLOW_FLUSH_S", "3")  # the bounded wait at the end
+    samples, epochs = 2, 3
+    space = write_space(fault_trainable, fixed={"sleep_s": 0.3}, space={"x": {"float": [0, 1]}},
+                        tune={"samples": samples, "scheduler": "fifo", "max_epochs": epochs,
+                              "concurrency": 2, "metric": "val_acc", "mode": "max"})
+    code, events, _ = _faulty_sweep(space, tmp_path, "down", killable_mlflow, None)
+    assert events["killed"].is_set()
+    out = capsys.readouterr().out
+    assert code == 0 and f"Sweep summary: {samples} trials ({samples} completed" in out
+    table = pd.read_parquet(tmp_path / "ray" / "down" / "trials.parquet")
+    assert len(table) == samples and (table["epochs_run"] == epochs).all()
+    line = next(ln for ln in out.splitlines() if "could not be logged" in ln)
+    unlogged = int(re.search(r"MLflow: (\d+) metric values", line).group(1))
+    # The count is exact: what the dead server's store lacks, value for value.
+    store = f"sqlite:///{killable_mlflow.workdir / 'server.db'}"
+    parent_id = (tmp_path / "ray" / "down" / M.PARENT_ID_FILE).read_text().strip()
+    _, children = sweep_runs(store, parent_run_id=parent_id)
+    client = M.make_client(store)
+    logged = 0
+    for child in children:
+        for key in child.data.metrics:
+            if not key.startswith(M.KEY_SECTION):
+                logged += len(client.get_metric_history(child.info.run_id, key))
+    last = {c.removeprefix("last/"): 1.0 for c in table.columns if c.startswith("last/")
+            and pd.api.types.is_numeric_dtype(table[c])
+            and not pd.api.types.is_bool_dtype(table[c])}
+    per_result = len(M.numeric_metrics(last))  # the values one result carries to MLflow
+    assert unlogged > 0 and logged + unlogged == samples * epochs * per_result

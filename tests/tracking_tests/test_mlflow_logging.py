@@ -76,6 +76,7 @@ def test_children_nest_with_params_metrics_and_status(tracking: tuple) -> None:
     cb.on_trial_error(0, [], broken)
     _run(cb, quiet, 1, stop_reason="silent")  # the silence stopper's mark
     cb.on_trial_complete(0, [], quiet)
+    assert cb.flush(60).unwritten_ops == 0  # the writer thread made the MLflow calls
 
     parents, children = sweep_runs(uri, parent_run_id=run_id)
     assert [p.info.run_id for p in parents] == [run_id]
@@ -113,14 +114,16 @@ def test_restored_callback_reuses_children_instead_of_duplicating(tracking: tupl
     cb = _callback(uri, parent, run_id)
     trial = FakeTrial("a", {"epochs": 4})
     _run(cb, trial, 2)
+    cb.flush(60)
     # Ray pickles callbacks into tuner.pkl; Tuner.restore unpickles a fresh copy.
     restored = pickle.loads(pickle.dumps(cb))
-    assert restored._client is None and restored._runs is None
+    assert restored._writer is None and restored._folder is None
     restored.on_trial_start(0, [], trial)
     for epoch in (3, 4):
         trial.last_result = {"training_iteration": epoch, "val_acc": 0.5}
         restored.on_trial_result(0, [], trial, trial.last_result)
     restored.on_trial_complete(0, [], trial)
+    assert restored.flush(60).unwritten_ops == 0
     _, children = sweep_runs(uri, parent_run_id=run_id)
     assert len(children) == 1
     assert children[0].data.tags[M.STATUS_TAG] == COMPLETED
@@ -143,8 +146,10 @@ def test_parent_gets_summary_and_mlflow_errors_never_raise(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     broken = M.NestedMlflowCallback(tracking_uri="http://127.0.0.1:9", experiment_id="0",
-                                    parent_run_id="x", sweep="s")
-    broken.on_trial_start(0, [], FakeTrial("z", {}))  # unreachable server: warning, no raise
+                                    parent_run_id="x", sweep="s", flush_timeout_s=1.0)
+    broken.on_trial_start(0, [], FakeTrial("z", {}))  # unreachable server: queued, no raise
+    report = broken.finish()
+    assert report.unwritten_ops == 1 and report.retries >= 1 and report.last_error
 
 
 def test_parent_run_id_file_round_trips(tmp_path: Path) -> None:

@@ -1,0 +1,240 @@
+"""The MLflow side of the per-trial child runs: applies the ops that
+:class:`snnsearch.tracking.mlflow_logging.NestedMlflowCallback` queues, on the writer thread
+(:mod:`snnsearch.tracking.mlflow_writer`).
+
+Ops (JSON-able dicts, so they can wait in the spill file):
+
+- ``{"op": "start", "trial", "name", "params"}``: create the child (or reopen it), RUNNING;
+- ``{"op": "result", "trial", "step", "time", "metrics"}``: one Tune result; consecutive results
+  are written as one ``log_batch`` per run;
+- ``{"op": "artifacts", "trial", "files": [[path, artifact_dir], ...]}``: figures/energy tables
+  copied out of a checkpoint into the staging folder (the checkpoint may be deleted before the
+  writer gets to them); a path outside the staging folder is refused (the spill file lives in
+  the sweep directory, which is untrusted on resume);
+- ``{"op": "close", "trial", "status", "tags", "error"}``: final status tags and run status;
+- ``{"op": "drop_lost", "keep": [trial ids]}``: soft-delete children of trials Ray forgot.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from snnsearch.tracking.mlflow_client import (
+    PARENT_TAG,
+    ROLE_TAG,
+    STATUS_TAG,
+    SWEEP_TAG,
+    TRIAL_TAG,
+    environment_tags,
+    log_params,
+    make_client,
+    with_key_section,
+)
+from snnsearch.tracking.mlflow_writer import Op, shard_of
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+MAX_METRICS_PER_REQUEST = 1000  # MLflow's log_batch limit
+
+
+class ChildRuns:
+    """Trial id → child run, and the MLflow calls for each op kind.
+
+    Args:
+        tracking_uri: MLflow tracking URI.
+        experiment_id: experiment holding the parent run.
+        parent_run_id: the sweep's parent run.
+        sweep: sweep name (tag on every child).
+        role: the children's ``snnsearch.role`` tag.
+        key_metrics: metrics also logged under ``Key metrics/``.
+        staging: the only folder ``artifacts`` ops may upload from.
+        shard: which trials are this applier's (``shard_of(trial_id, shards) == shard``): the
+            trials of the other writers are theirs to reuse and drop.
+        shards: number of writers.
+    """
+
+    def __init__(
+        self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, sweep: str,
+        role: str, key_metrics: Iterable[str], staging: Path, shard: int = 0, shards: int = 1,
+    ) -> None:
+        self.shard, self.shards = shard, shards
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.sweep = sweep
+        self.role = role
+        self.key_metrics = tuple(key_metrics)
+        self.staging = staging
+        self._client: MlflowClient | None = None
+        self._runs: dict[str, str] | None = None
+        self._steps: dict[str, int] = {}
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = make_client(self.tracking_uri)
+        return self._client
+
+    @property
+    def runs(self) -> dict[str, str]:
+        """trial_id → child run id, seeded from MLflow so resume reuses existing children.
+
+        Only children of this role: the ``--repeats`` Tuner shares the parent, and its callback
+        must neither reuse nor (``drop_lost``) delete the search's children.
+        """
+        if self._runs is None:
+            found = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+                max_results=50000,
+            )
+            self._runs = {
+                r.data.tags[TRIAL_TAG]: r.info.run_id for r in found
+                if TRIAL_TAG in r.data.tags and r.data.tags.get(ROLE_TAG, "trial") == self.role
+                and shard_of(r.data.tags[TRIAL_TAG], self.shards) == self.shard
+            }
+        return self._runs
+
+    def apply(self, ops: list[Op]) -> None:
+        """Writes ``ops`` in order, removing each from the front once written (the writer's
+        contract); consecutive results become one ``log_batch`` per run."""
+        while ops:
+            kind = ops[0].get("op")
+            if kind == "result":
+                end = 1
+                while end < len(ops) and ops[end].get("op") == "result":
+                    end += 1
+                self._results(ops[:end])
+                del ops[:end]
+                continue
+            handler = _HANDLERS.get(str(kind))
+            if handler is None:
+                log.warning("dropping an unknown MLflow op %r", kind)
+            else:
+                handler(self, ops[0])
+            del ops[0]
+
+    def child_run(self, trial_id: str, name: str | None = None,
+                  params: Mapping[str, str] | None = None) -> str:
+        """The trial's child run id, created (with params and tags, RUNNING) the first time."""
+        run_id = self.runs.get(trial_id)
+        if run_id is not None:
+            return run_id
+        tags = {
+            PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, SWEEP_TAG: self.sweep,
+            ROLE_TAG: self.role, STATUS_TAG: "running", **environment_tags(),
+        }
+        try:
+            run = self.client.create_run(self.experiment_id, run_name=name or trial_id, tags=tags)
+        except Exception:
+            # The request may have created the run before failing: look it up on the retry.
+            self._runs = None
+            raise
+        run_id = run.info.run_id
+        self.runs[trial_id] = run_id
+        self._steps[trial_id] = 0
+        log_params(self.client, run_id, dict(params or {}))
+        return run_id
+
+    def logged_step(self, trial_id: str, run_id: str) -> int:
+        """Last step already in MLflow for this trial (0 for a new child).
+
+        After a driver crash, Ray resumes a trial from the checkpoint in its last experiment
+        snapshot, which can be an epoch or two behind what was logged; those epochs are trained
+        again and must not be logged twice.
+        """
+        if trial_id not in self._steps:
+            history = self.client.get_metric_history(run_id, "time_total_s")
+            self._steps[trial_id] = max((m.step for m in history), default=0)
+        return self._steps[trial_id]
+
+    def _start(self, op: Op) -> None:
+        trial_id = str(op["trial"])
+        if trial_id not in self.runs:  # a new child is created RUNNING, tagged "running"
+            self.child_run(trial_id, op.get("name"), op.get("params"))
+            return
+        run_id = self.runs[trial_id]  # reopened (resume, or a retried trial)
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, STATUS_TAG, "running")
+
+    def _results(self, ops: list[Op]) -> None:
+        from mlflow.entities import Metric
+
+        by_run: dict[str, list[Metric]] = {}
+        steps: dict[str, int] = {}
+        for op in ops:
+            trial_id, step = str(op["trial"]), int(op["step"])
+            run_id = self.child_run(trial_id)
+            if step <= max(self.logged_step(trial_id, run_id), steps.get(trial_id, 0)):
+                continue
+            values = with_key_section(_floats(op.get("metrics")), self.key_metrics)
+            stamp = int(op["time"])
+            by_run.setdefault(run_id, []).extend(
+                Metric(k, v, stamp, step) for k, v in values.items() if not math.isinf(v))
+            steps[trial_id] = step
+        for run_id, metrics in by_run.items():
+            for start in range(0, len(metrics), MAX_METRICS_PER_REQUEST):
+                self.client.log_batch(run_id, metrics=metrics[start:start
+                                                              + MAX_METRICS_PER_REQUEST])
+        self._steps.update(steps)
+
+    def _artifacts(self, op: Op) -> None:
+        run_id = self.child_run(str(op["trial"]))
+        root = self.staging.resolve()
+        for path, artifact_dir in op.get("files") or []:
+            local = Path(path).resolve()
+            if not local.is_relative_to(root):
+                log.warning("refusing to upload %s: outside the staging folder %s", path, root)
+                continue
+            if local.is_file():
+                self.client.log_artifact(run_id, str(local), str(artifact_dir))
+        for path, _ in op.get("files") or []:  # uploaded: the staged copies can go
+            local = Path(path).resolve()
+            if local.is_relative_to(root):
+                local.unlink(missing_ok=True)
+
+    def _close(self, op: Op) -> None:
+        from mlflow.entities import RunTag
+
+        run_id = self.child_run(str(op["trial"]))
+        tags = [RunTag(str(k), str(v)) for k, v in (op.get("tags") or {}).items()]
+        if tags:  # one request for all of them
+            self.client.log_batch(run_id, tags=tags)
+        if op.get("error"):
+            self.client.log_text(run_id, str(op["error"]), "error.txt")
+        self.client.set_terminated(run_id, status=str(op["status"]))
+
+    def _drop_lost(self, op: Op) -> None:
+        """Soft-deletes children of trials that Ray no longer knows.
+
+        A trial started after the driver's last experiment snapshot is forgotten by
+        ``Tuner.restore``; the searcher suggests a replacement under a new id. Its partial child
+        would otherwise stand beside the replacement as a never-finished extra run. Deleted runs
+        stay restorable (``mlflow runs restore``) until ``mlflow gc``.
+        """
+        keep = set(op.get("keep") or ())
+        for trial_id, run_id in list(self.runs.items()):
+            if trial_id in keep:
+                continue
+            self.client.set_tag(run_id, STATUS_TAG, "lost in a driver crash")
+            self.client.set_terminated(run_id, status="KILLED")
+            self.client.delete_run(run_id)
+            del self.runs[trial_id]
+
+
+def _floats(metrics: Any) -> dict[str, float]:
+    """Metric values of an op as floats (a spilled op is re-read from an untrusted file)."""
+    if not isinstance(metrics, dict):
+        return {}
+    return {str(k): float(v) for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+_HANDLERS = {"start": ChildRuns._start, "artifacts": ChildRuns._artifacts,
+             "close": ChildRuns._close, "drop_lost": ChildRuns._drop_lost}
