@@ -126,7 +126,8 @@ def check_tracking_store(uri: str) -> None:
                        f"({err.strerror or err})")
     if problem:
         raise ValueError(f"--mlflow-uri {uri}: the sqlite file {path} {problem}; pass a "
-                         "sqlite:////path/mlflow.db in a writable folder or http://<mlflow server>")
+                         "sqlite:////path/mlflow.db in a writable folder or "
+                         "http://<mlflow server>")
 
 
 def input_warnings(settings: SweepSettings) -> list[str]:

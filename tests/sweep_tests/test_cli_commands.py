@@ -58,3 +58,14 @@ def test_ctrl_c_before_ray_prints_a_real_command(
     else:  # nothing to resume: the same start again, with the name it had
         name = words[-1]
         assert words[2:] == [*argv, "--name", name] and name.startswith("mnist-")
+
+
+def test_resume_command_after_a_signal_survives_a_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snnsearch.sweep.interrupts import resume_command
+
+    monkeypatch.setattr("sys.argv", ["sweeps/my task.py"])
+    storage = str(tmp_path / "sweeps with spaces" / "it's")
+    assert _shell_argv(resume_command(storage, "run_1")) == [
+        "python", "sweeps/my task.py", "--storage", storage, "--name", "run_1", "--resume"]
