@@ -324,6 +324,12 @@ def _new_cases() -> list[Case]:
         Case("space-shape-of-another-model", sp, ("space.channels", "only read by model in "
                                                   "['csnn', 'csnn_ann']", "model is fixed to fc"),
              setup=_space({**_tiny_classify(), "space": {"channels": {"int": [8, 32]}}})),
+        Case("space-trainable-unknown", sp, ("{tmp}/space.yaml", "trainable 'nosuch'",
+                                             "classify, depth"),
+             setup=_space({**_tiny_classify(), "trainable": "nosuch"})),
+        Case("space-trainable-not-importable", sp, ("trainable 'no_such_pkg.mod:train'",
+                                                    "no importable module"),
+             setup=_space({**_tiny_classify(), "trainable": "no_such_pkg.mod:train"})),
         Case("space-is-a-directory", ("--space", "{tmp}"), ("{tmp}", "no such search-space")),
         # --- legal but surprising: a warning line, then this case's error -------------------
         Case("asha-two-objectives-warns", ("--objectives", TWO_OBJ, "--data-dir", "{tmp}"),

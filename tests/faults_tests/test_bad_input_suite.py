@@ -147,6 +147,8 @@ def test_the_table_has_at_least_60_cases() -> None:
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
     case: Case, outcomes: dict[str, dict[str, Any]]
 ) -> None:
+    if case.id not in outcomes:
+        pytest.skip("not in BAD_INPUT_CASES")
     out = outcomes[case.id]
     tmp = out["tmp"]
     assert out["stdout"].count("\n") <= 1, out["stdout"][-2000:]  # at most the "sweep ..." line
