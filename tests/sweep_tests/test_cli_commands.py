@@ -69,3 +69,18 @@ def test_resume_command_after_a_signal_survives_a_shell(
     storage = str(tmp_path / "sweeps with spaces" / "it's")
     assert _shell_argv(resume_command(storage, "run_1")) == [
         "python", "sweeps/my task.py", "--storage", storage, "--name", "run_1", "--resume"]
+
+
+def test_ctrl_c_during_the_checks_prints_the_same_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    def interrupted(settings: object, space: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("snnsearch.sweep.preflight.check_inputs", interrupted)
+    monkeypatch.setattr("sys.argv", ["sweeps/mnist.py"])
+    argv = ["--storage", str(tmp_path / "a b"), "--name", "x"]
+    assert cli.main("mnist", argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert _shell_argv(err.split("with: ", 1)[1]) == ["python", "sweeps/mnist.py", *argv]
