@@ -69,6 +69,9 @@ def test_resume_command_after_a_signal_survives_a_shell(
     storage = str(tmp_path / "sweeps with spaces" / "it's")
     assert _shell_argv(resume_command(storage, "run_1")) == [
         "python", "sweeps/my task.py", "--storage", storage, "--name", "run_1", "--resume"]
+    monkeypatch.setattr("sys.argv", ["-c"])  # started in-process, not from a script
+    assert _shell_argv(resume_command(storage, "run_1", "depth"))[:2] == [
+        "python", "sweeps/depth.py"]
 
 
 def test_ctrl_c_during_the_checks_prints_the_same_start(
