@@ -49,12 +49,16 @@ def check_kitti(fixed: Mapping[str, Any]) -> None:
                    int(fixed.get("max_train_items") or 0), "train_split")
     val = _items(K, root, str(fixed.get("val_split") or "auto"),
                  int(fixed.get("max_val_items") or 0), "val_split")
+    frames: dict[tuple[str, str], dict[Path, None]] = {}
     for item in dict.fromkeys([*train, *val]):
         for offset in K.FRAME_IDS:
             path = K.image_path(root, item, item.frame + offset)
             if not path.is_file():
                 raise ValueError(f"KITTI frame missing: {path} (needed by {item.folder} "
                                  f"{item.frame}); restore it or drop the frame from the split")
+            frames.setdefault((item.folder, item.camera), {})[path] = None
+    for (folder, camera), paths in frames.items():
+        check_frame_sizes(folder, camera, sorted(paths))
     dates = sorted({i.date for i in [*train, *val]})
     for date in dates:
         _calib(K, root / date / "calib_cam_to_cam.txt", CAM_TO_CAM_KEYS)
@@ -65,6 +69,33 @@ def check_kitti(fixed: Mapping[str, Any]) -> None:
         _calib(K, root / date / "calib_velo_to_cam.txt", VELO_TO_CAM_KEYS)
     for item in val:
         check_scan(K.velodyne_path(root, item))
+
+
+def check_frame_sizes(folder: str, camera: str, paths: list[Path]) -> None:
+    """Every frame of one drive and camera has the same size.
+
+    A frame of another size in the middle of a drive (a re-saved or re-exported file) used to be
+    resized with the others and trained on silently, with intrinsics that no longer match it.
+    Sizes come from the image headers (PIL opens lazily: nothing is decoded), so this costs
+    about a millisecond a frame.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    first: tuple[Path, tuple[int, int]] | None = None
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"KITTI frame {path} is not a readable image ({err}); re-copy it "
+                             "from KITTI raw or drop the frame from the split") from None
+        if first is None:
+            first = (path, size)
+        elif size != first[1]:
+            raise ValueError(
+                f"KITTI frame {path} is {size[0]}x{size[1]}, but {first[0].name} and the other "
+                f"frames of {folder} image_{camera} are {first[1][0]}x{first[1][1]}; re-copy "
+                "the original frame from KITTI raw or drop it from the split")
 
 
 def _items(K: Any, root: Path, split: str, limit: int, key: str) -> list:

@@ -111,6 +111,10 @@ def main(task: str, argv: Sequence[str] | None = None, default_space: Path | Non
         check_inputs(settings, space)
     except (SpaceError, ValueError) as err:
         return _refuse(err)
+    except KeyboardInterrupt:  # during the checks (an md5 of a large file): nothing written yet
+        print("error: interrupted (SIGINT) before the sweep started, nothing was written; start "
+              f"it again with: {sweep_command(task, *given)}", file=sys.stderr)
+        return 130
     print(f"sweep {settings.name}: {settings.samples} trials of {space.trainable} "
           f"({settings.sampler}/{settings.scheduler}) -> {settings.sweep_dir}; MLflow "
           f"{settings.mlflow_uri}", flush=True)

@@ -230,8 +230,9 @@ def close_children(tracking_uri: str, parent_run_id: str, trial_ids: Iterable[st
             client.set_terminated(run.info.run_id, status="KILLED")
 
 
-def resume_command(storage: str, name: str) -> str:
-    """The exact command that continues this sweep (same script, storage and name)."""
-    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "sweeps/<task>.py"
+def resume_command(storage: str, name: str, task: str = "<task>") -> str:
+    """The exact command that continues this sweep (same script, storage and name),
+    shell-quoted; ``task`` names the script when the sweep was not started from one."""
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else f"sweeps/{task}.py"
     return shlex.join(["python", script, "--storage", storage,
                        "--name", name, "--resume"])

@@ -39,6 +39,7 @@ def check_inputs(settings: SweepSettings, space: SearchSpace) -> None:
     Runs in the CLI before the heavy imports (Ray, torch) and before anything is written, so a
     bad input costs about a second and leaves no trace. Raises a one-line ValueError.
     """
+    check_trainable_name(space)
     check_flags(settings)
     check_metrics(settings, space)
     check_tracking_store(settings.mlflow_uri)
@@ -73,6 +74,27 @@ def check_flags(settings: SweepSettings) -> None:
             value = getattr(settings, flag[2:].replace("-", "_"))
             raise ValueError(f"{flag} {value}: {problem}")
     check_data_dir(settings.data_dir)
+
+
+def check_trainable_name(space: SearchSpace) -> None:
+    """The space's ``trainable`` is a registered task or an importable ``module:function``
+    (the module is located, not run: importing it is the trainable's business, in run.py)."""
+    import importlib.util
+
+    name = space.trainable
+    if ":" not in name:
+        if name not in TASKS:
+            raise ValueError(f"{space.source}: trainable {name!r} is not a task; use one of "
+                             f"{', '.join(TASKS.names())} or 'package.module:function'")
+        return
+    module, _, function = name.partition(":")
+    try:
+        found = bool(module) and importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found or not function.isidentifier():
+        raise ValueError(f"{space.source}: trainable {name!r}: no importable module {module!r} "
+                         "with a function after ':'; use a task name or 'package.module:function'")
 
 
 def check_metrics(settings: SweepSettings, space: SearchSpace) -> None:
@@ -126,7 +148,8 @@ def check_tracking_store(uri: str) -> None:
                        f"({err.strerror or err})")
     if problem:
         raise ValueError(f"--mlflow-uri {uri}: the sqlite file {path} {problem}; pass a "
-                         "sqlite:////path/mlflow.db in a writable folder or http://<mlflow server>")
+                         "sqlite:////path/mlflow.db in a writable folder or "
+                         "http://<mlflow server>")
 
 
 def input_warnings(settings: SweepSettings) -> list[str]:

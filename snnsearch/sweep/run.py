@@ -173,7 +173,8 @@ def _run_locked(
         cut = unfinished(results)
         outcome = _finish(settings, parent, parent_id, results, searched, interrupted=cut)
         raise SweepInterrupted(stop.signum, outcome,
-                               resume_command(settings.storage, settings.name), error=stop.error)
+                               resume_command(settings.storage, settings.name, settings.task),
+                               error=stop.error)
     outcome = _finish(settings, parent, parent_id, results, searched, repeat_rows)
     if space.report is not None:
         from snnsearch.reporting.compare import compare_rows

@@ -33,6 +33,8 @@ class Case:
         expect: substrings of the error line.
         task: sweeps/<task>.py.
         setup: prepares files in the case folder (called with it and the shared paths).
+        warns: one tuple of substrings per ``warning:`` line expected before the error (a legal
+            but surprising combination); no other warning line may appear.
     """
 
     id: str
@@ -40,6 +42,7 @@ class Case:
     expect: tuple[str, ...]
     task: str = "mnist"
     setup: Callable[[Path, dict[str, Path]], None] | None = None
+    warns: tuple[tuple[str, ...], ...] = ()
 
 
 def write_space(path: Path, data: dict[str, Any]) -> None:
@@ -232,7 +235,117 @@ def _missing_frame(tmp: Path, root: Path) -> None:
     (root / DRIVE / "image_02" / "data" / "0000000003.png").unlink()
 
 
+def _resized_frame(tmp: Path, root: Path) -> None:
+    """Frame 2 of the real drive re-saved at another size (as a re-export would leave it)."""
+    from PIL import Image
+
+    frame = root / DRIVE / "image_02" / "data" / "0000000002.png"
+    with Image.open(frame) as image:
+        small = image.resize((621, 188))
+    frame.unlink()
+    small.save(frame)
+
+
+def _not_an_image(tmp: Path, root: Path) -> None:
+    _replace(root / DRIVE / "image_02" / "data" / "0000000001.png", b"<html>404</html>")
+
+
 CRED_URI = "http://alice:" + "pw@mlflow.internal:5000"  # split: the credential scan
+TWO_OBJ = "val_acc:max,energy_mj:min"
+ASHA_WARNING = ("--scheduler asha with --objectives", "ASHA prunes on val_acc alone",
+                "--scheduler moasha")
+
+
+def _lr(**param: Any) -> Callable[[Path, dict[str, Path]], None]:
+    """A tiny classification space whose only parameter ``lr`` is ``param``."""
+    return _space({**_tiny_classify(), "space": {"lr": param}})
+
+
+def _new_cases() -> list[Case]:
+    """The cases added with issue 19 (bad input that used to reach Ray or pass silently)."""
+    sp = ("--space", "{tmp}/space.yaml")
+    kitti = ("--space", "{tmp}/space.yaml", "--data-dir", "{tmp}/kitti")
+    mo = ("--objectives", TWO_OBJ, "--scheduler", "moasha")
+    return [
+        # --- flags that fell back to a default or reached Ray -------------------------------
+        Case("name-empty", ("--name", ""), ("--name is empty",)),
+        Case("name-like-a-flag", ("--name=-rf",), ("--name '-rf'", "starts with '-'")),
+        Case("storage-empty", ("--storage", ""), ("--storage is empty",)),
+        Case("mlflow-uri-empty", ("--mlflow-uri", ""), ("--mlflow-uri is empty",)),
+        Case("reduction-factor-inf", ("--reduction-factor", "inf"),
+             ("--reduction-factor inf", "finite")),
+        Case("cpus-nan", ("--cpus-per-trial", "nan"), ("--cpus-per-trial nan", "finite")),
+        Case("seed-negative", ("--seed", "-1"), ("--seed -1", "0..4294967295")),
+        Case("keep-checkpoints-zero", ("--keep-checkpoints", "0"),
+             ("--keep-checkpoints", ">= 1")),
+        Case("repeats-negative", ("--repeats", "-2"), ("--repeats", ">= 0")),
+        Case("pareto-ref-nan-inf", (*mo, "--pareto-ref", "nan,inf"),
+             ("--pareto-ref 'nan,inf'", "finite")),
+        Case("objectives-twice", ("--objectives", "val_acc:max,val_acc:min"),
+             ("--objectives lists val_acc twice",)),
+        Case("objectives-unreported", ("--objectives", "val_acc:max,energy:min", "--scheduler",
+                                       "moasha"),
+             ("--objectives energy:min", "never reports energy", "energy_mj")),
+        Case("constraint-unreported", ("--constraint", "nosuchmetric<=1"),
+             ("--constraint nosuchmetric<=1", "never reports nosuchmetric", "val_acc")),
+        Case("metric-unreported", sp, ("{tmp}/space.yaml", "tune.metric accuracy",
+                                       "never reports accuracy"),
+             setup=_space({**_tiny_classify(), "tune": {"metric": "accuracy", "samples": 1}})),
+        # --- MLflow stores that failed after Ray started ------------------------------------
+        Case("mlflow-unknown-scheme", ("--mlflow-uri", "foo://bar"),
+             ("--mlflow-uri foo://bar", "scheme 'foo'", "sqlite:////")),
+        Case("mlflow-sqlite-unwritable", ("--mlflow-uri", "sqlite:////proc/forbidden/m.db"),
+             ("/proc/forbidden/m.db", "cannot be written", "writable folder")),
+        Case("mlflow-sqlite-under-a-file", ("--mlflow-uri", "sqlite:///{tmp}/file/m.db"),
+             ("{tmp}/file/m.db", "{tmp}/file is a file"), setup=_text("file", "x")),
+        Case("mlflow-sqlite-in-memory", ("--mlflow-uri", "sqlite://"),
+             ("in-memory", "vanish")),
+        # --- spaces -------------------------------------------------------------------------
+        Case("space-float-nan", sp, ("{tmp}/space.yaml", "space.lr.float", "nan is not a "
+                                     "finite number"),
+             setup=_lr(float=[float("nan"), 1.0e-2])),
+        Case("space-float-inf", sp, ("{tmp}/space.yaml", "space.lr.float", "inf is not"),
+             setup=_lr(float=[1.0e-4, float("inf")])),
+        Case("space-step-nan", sp, ("space.lr.step", "positive number, got nan"),
+             setup=_lr(float=[1.0e-4, 1.0e-2], step=float("nan"))),
+        Case("space-categorical-nan", sp, ("space.lr.categorical", "nan is not"),
+             setup=_lr(categorical=[float("nan"), 1.0e-3])),
+        Case("space-fixed-nan", sp, ("fixed.weight_decay", "nan is not"),
+             setup=_space(_tiny_classify(weight_decay=float("nan")))),
+        Case("space-D-under-when-lif", sp, ("space.D", "only read by neuron in ['ilif']",
+                                            "when allows neuron lif only"),
+             setup=_space({**_tiny_classify(), "space": {
+                 "neuron": {"categorical": ["lif", "ilif"]},
+                 "D": {"int": [2, 8], "when": {"neuron": "lif"}}}})),
+        Case("space-tau-for-if", sp, ("space.tau", "only read by neuron", "neuron is fixed to "
+                                      "if"),
+             setup=_space({**_tiny_classify(neuron="if"), "space": {
+                 "tau": {"float": [1.5, 4.0]}}})),
+        Case("space-shape-of-another-model", sp, ("space.channels", "only read by model in "
+                                                  "['csnn', 'csnn_ann']", "model is fixed to fc"),
+             setup=_space({**_tiny_classify(), "space": {"channels": {"int": [8, 32]}}})),
+        Case("space-trainable-unknown", sp, ("{tmp}/space.yaml", "trainable 'nosuch'",
+                                             "classify, depth"),
+             setup=_space({**_tiny_classify(), "trainable": "nosuch"})),
+        Case("space-trainable-not-importable", sp, ("trainable 'no_such_pkg.mod:train'",
+                                                    "no importable module"),
+             setup=_space({**_tiny_classify(), "trainable": "no_such_pkg.mod:train"})),
+        Case("space-is-a-directory", ("--space", "{tmp}"), ("{tmp}", "no such search-space")),
+        # --- legal but surprising: a warning line, then this case's error -------------------
+        Case("asha-two-objectives-warns", ("--objectives", TWO_OBJ, "--data-dir", "{tmp}"),
+             ("{tmp}/MNIST/raw/", "missing"), warns=(ASHA_WARNING,)),
+        Case("tiebreak-without-moasha-warns", ("--moasha-tiebreak", "epsnet", "--data-dir",
+                                               "{tmp}"),
+             ("{tmp}/MNIST/raw/", "missing"),
+             warns=(("--moasha-tiebreak epsnet has no effect", "--scheduler asha"),)),
+        # --- KITTI --------------------------------------------------------------------------
+        Case("kitti-frame-other-size", kitti,
+             (f"{{tmp}}/kitti/{DRIVE}/image_02/data/0000000002.png", "621x188",
+              "0000000000.png", "1242x375"), task="depth", setup=_kitti_case(_resized_frame)),
+        Case("kitti-frame-not-an-image", kitti,
+             (f"{{tmp}}/kitti/{DRIVE}/image_02/data/0000000001.png", "not a readable image"),
+             task="depth", setup=_kitti_case(_not_an_image)),
+    ]
 
 
 def cases(free_port: int) -> list[Case]:
@@ -311,7 +424,8 @@ def cases(free_port: int) -> list[Case]:
              setup=_space({**good_lif, "space": {
                  "lr": {"float": [1.0e-4, 1.0e-2], "log": True},
                  "D": {"int": [2, 8], "when": {"neuron": "ilif"}}}})),
-        Case("space-D-fixed-for-lif", sp, ("{tmp}/space.yaml", "fixed.D", "only affects"),
+        Case("space-D-fixed-for-lif", sp, ("{tmp}/space.yaml", "fixed.D",
+                                           "only read by neuron"),
              setup=_space(_tiny_classify(neuron="lif", D=4))),
         Case("space-when-unknown-choice", sp, ("{tmp}/space.yaml", "not among its choices"),
              setup=_space({**_tiny_classify(), "space": {
@@ -367,6 +481,7 @@ def cases(free_port: int) -> list[Case]:
                                         "{tmp}/nowhere"),
              ("{tmp}/nowhere", "KITTI raw root"), task="depth", setup=_kitti_case(
                  lambda tmp, root: None)),
+        *_new_cases(),
     ]
 
 

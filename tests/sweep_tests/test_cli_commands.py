@@ -58,3 +58,32 @@ def test_ctrl_c_before_ray_prints_a_real_command(
     else:  # nothing to resume: the same start again, with the name it had
         name = words[-1]
         assert words[2:] == [*argv, "--name", name] and name.startswith("mnist-")
+
+
+def test_resume_command_after_a_signal_survives_a_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snnsearch.sweep.interrupts import resume_command
+
+    monkeypatch.setattr("sys.argv", ["sweeps/my task.py"])
+    storage = str(tmp_path / "sweeps with spaces" / "it's")
+    assert _shell_argv(resume_command(storage, "run_1")) == [
+        "python", "sweeps/my task.py", "--storage", storage, "--name", "run_1", "--resume"]
+    monkeypatch.setattr("sys.argv", ["-c"])  # started in-process, not from a script
+    assert _shell_argv(resume_command(storage, "run_1", "depth"))[:2] == [
+        "python", "sweeps/depth.py"]
+
+
+def test_ctrl_c_during_the_checks_prints_the_same_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    def interrupted(settings: object, space: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("snnsearch.sweep.preflight.check_inputs", interrupted)
+    monkeypatch.setattr("sys.argv", ["sweeps/mnist.py"])
+    argv = ["--storage", str(tmp_path / "a b"), "--name", "x"]
+    assert cli.main("mnist", argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert _shell_argv(err.split("with: ", 1)[1]) == ["python", "sweeps/mnist.py", *argv]
