@@ -4,6 +4,7 @@ session that leaves nothing behind in the temp dir or the home dir (checked at i
 from __future__ import annotations
 
 import getpass
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -66,7 +67,9 @@ def _leave_nothing_behind() -> Iterator[None]:
     if _RAY_TMP is not None:
         shutil.rmtree(_RAY_TMP, ignore_errors=True)
     shutil.rmtree(_SESSION, ignore_errors=True)
-    leaked = sorted(_listing() - _BEFORE - _PYTEST_OWN)
+    # multiprocessing's own temp folder of this process is removed when the interpreter exits.
+    mp_tmp = multiprocessing.current_process()._config.get("tempdir")  # type: ignore[attr-defined]
+    leaked = sorted(_listing() - _BEFORE - _PYTEST_OWN - {str(mp_tmp)})
     assert not leaked, f"the test session left {len(leaked)} new entries: {', '.join(leaked)}"
 
 
