@@ -46,10 +46,12 @@ if "RAY_TMPDIR" not in os.environ:
     _RAY_TMP = tempfile.mkdtemp(prefix="snr")
     os.environ["RAY_TMPDIR"] = _RAY_TMP
 # Caches the code and its libraries would keep in the user's home or the temp dir (the frame cache
-# and synthetic scenes, XDG caches, torch.compile's and Triton's, matplotlib's) go to one folder
-# of this session, removed at its end. Set at import so subprocesses and Ray workers inherit it.
+# and synthetic scenes, the default MNIST folder ~/.cache/snnsearch/data, XDG caches,
+# torch.compile's and Triton's, matplotlib's) go to one folder of this session, removed at its
+# end. Set at import so subprocesses and Ray workers inherit it.
 _SESSION = Path(tempfile.mkdtemp(prefix="snnsearch_tests_"))
-for _name, _sub in (("SNNSEARCH_CACHE", "snnsearch"), ("XDG_CACHE_HOME", "xdg"),
+for _name, _sub in (("SNNSEARCH_CACHE", "snnsearch"), ("SNNSEARCH_DATA", "data"),
+                    ("XDG_CACHE_HOME", "xdg"),
                     ("TORCHINDUCTOR_CACHE_DIR", "inductor"), ("TRITON_CACHE_DIR", "triton"),
                     ("MPLCONFIGDIR", "matplotlib")):
     os.environ[_name] = str(_SESSION / _sub)
