@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from snnsearch.depth.data.frame_cache import ensure_cache
 from snnsearch.depth.data.batches import pass_batch
+from snnsearch.depth.data.frame_cache import ensure_cache
 from snnsearch.depth.data.kitti import (
     KittiRawDataset,
     SplitItem,

@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from snnsearch import constants as C
 from snnsearch.depth.config import DepthConfig
+from snnsearch.depth.data.batches import pass_batch
 from snnsearch.depth.data.frame_cache import FrameCache, ensure_cache
 from snnsearch.depth.data.gt import depth_map, load_gt_for
-from snnsearch.depth.data.batches import pass_batch
 from snnsearch.depth.data.kitti import (
     GpuAugment,
     KittiRawDataset,

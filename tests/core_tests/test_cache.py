@@ -71,7 +71,7 @@ def test_clear_refuses_an_entry_being_built_or_read(
     decoding, release = threading.Event(), threading.Event()
     real = FC.decode
 
-    def slow_decode(path: str, h: int, w: int):  # noqa: ANN202
+    def slow_decode(path: str, h: int, w: int) -> object:
         decoding.set()
         release.wait(30)
         return real(path, h, w)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+
 class BatchBuffers:
     """Preallocated frame buffers of whole batches, reused across batches.
 
