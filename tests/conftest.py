@@ -1,7 +1,10 @@
-"""Shared pytest fixtures: telemetry off, the read-only data folder, one local Ray session."""
+"""Shared pytest fixtures: telemetry off, the read-only data folder, one local Ray session, and a
+session that leaves nothing behind in the temp dir or the home dir (checked at its end)."""
 
 from __future__ import annotations
 
+import getpass
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -19,17 +22,57 @@ os.environ.setdefault("SNNSEARCH_STATE_KEY", "snnsearch-tests-only")
 # Ray keeps sessions, logs and Tune's trial staging folders under $RAY_TMPDIR/ray (default
 # /tmp/ray, never cleaned). Tests (and the CLIs they start as subprocesses) get a private, short
 # folder instead (Ray's socket paths must stay under 107 bytes), removed at the end of the run.
+_REAL_TMP = Path(tempfile.gettempdir())
+_HOME = Path.home()
+
+
+def _listing() -> set[str]:
+    """The temp dir's entries and the home dir's entries two levels deep (``~/ray_results/x``,
+    ``~/.cache/snnsearch``): what a leak adds."""
+    found = {f"{_REAL_TMP}/{p.name}" for p in _REAL_TMP.iterdir()}
+    for top in _HOME.iterdir():
+        found.add(str(top))
+        if top.is_dir() and not top.is_symlink():
+            try:
+                found.update(str(p) for p in top.iterdir())
+            except OSError:
+                continue
+    return found
+
+
+_BEFORE = _listing()
 _RAY_TMP = None
 if "RAY_TMPDIR" not in os.environ:
     _RAY_TMP = tempfile.mkdtemp(prefix="snr")
     os.environ["RAY_TMPDIR"] = _RAY_TMP
+# Caches the code and its libraries would keep in the user's home or the temp dir (the frame cache
+# and synthetic scenes, the default MNIST folder ~/.cache/snnsearch/data, XDG caches,
+# torch.compile's and Triton's, matplotlib's) go to one folder of this session, removed at its
+# end. Set at import so subprocesses and Ray workers inherit it.
+_SESSION = Path(tempfile.mkdtemp(prefix="snnsearch_tests_"))
+for _name, _sub in (("SNNSEARCH_CACHE", "snnsearch"), ("SNNSEARCH_DATA", "data"),
+                    ("XDG_CACHE_HOME", "xdg"),
+                    ("TORCHINDUCTOR_CACHE_DIR", "inductor"), ("TRITON_CACHE_DIR", "triton"),
+                    ("MPLCONFIGDIR", "matplotlib")):
+    os.environ[_name] = str(_SESSION / _sub)
+# pytest's own base temp (it keeps the last three runs there and removes older ones).
+_PYTEST_OWN = {f"{_REAL_TMP}/pytest-of-{getpass.getuser()}"}
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _remove_ray_tmpdir() -> Iterator[None]:
+def _leave_nothing_behind() -> Iterator[None]:
+    """After the session (Ray shut down, its temp folder and this session's caches removed) the
+    real temp dir and the home dir hold no entry they did not hold before; else the session
+    fails naming them (the checkpoint folders of trainables run without a reporter and an
+    experiment folder in ~/ray_results were such leaks)."""
     yield
     if _RAY_TMP is not None:
         shutil.rmtree(_RAY_TMP, ignore_errors=True)
+    shutil.rmtree(_SESSION, ignore_errors=True)
+    # multiprocessing's own temp folder of this process is removed when the interpreter exits.
+    mp_tmp = multiprocessing.current_process()._config.get("tempdir")  # type: ignore[attr-defined]
+    leaked = sorted(_listing() - _BEFORE - _PYTEST_OWN - {str(mp_tmp)})
+    assert not leaked, f"the test session left {len(leaked)} new entries: {', '.join(leaked)}"
 
 
 # Real data for the tests that need it (README "Tests and real data"): $SNNSEARCH_TEST_DATA, else

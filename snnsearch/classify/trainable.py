@@ -8,7 +8,6 @@ config, so a resumed trial continues exactly where it stopped.
 from __future__ import annotations
 
 import math
-import tempfile
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -90,13 +89,14 @@ def train_classifier(config: dict[str, Any], reporter: Reporter | None = None) -
 
     Args:
         config: flat trial config (keys of :class:`ClassifyConfig`).
-        reporter: where metrics/checkpoints go; default: a :class:`LocalReporter` in a temp dir.
+        reporter: where metrics/checkpoints go; default: a :class:`LocalReporter` that keeps
+            no checkpoints.
 
     Returns:
         The last epoch's metrics.
     """
     cfg = ClassifyConfig.from_dict(config)
-    reporter = reporter or LocalReporter(tempfile.mkdtemp(prefix="snnsearch_"))
+    reporter = reporter or LocalReporter()  # metrics only: no checkpoint folder left behind
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_classification(cfg.dataset, root=cfg.data_dir, val_size=cfg.val_size,

@@ -129,7 +129,7 @@ class SortedBatches(Sampler[list[int]]):
         self.sampler, self.batch_size = sampler, batch_size
 
     def __len__(self) -> int:
-        return -(-len(self.sampler) // self.batch_size)  # type: ignore[arg-type]
+        return (len(self.sampler) + self.batch_size - 1) // self.batch_size  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[list[int]]:
         batch: list[int] = []

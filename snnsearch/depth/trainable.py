@@ -11,7 +11,6 @@ trainable.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,9 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from snnsearch import constants as C
 from snnsearch.depth.config import DepthConfig
+from snnsearch.depth.data.batches import pass_batch
 from snnsearch.depth.data.frame_cache import FrameCache, ensure_cache
 from snnsearch.depth.data.gt import depth_map, load_gt_for
-from snnsearch.depth.data.batches import pass_batch
 from snnsearch.depth.data.kitti import (
     GpuAugment,
     KittiRawDataset,
@@ -209,10 +208,11 @@ def train_depth(config: dict[str, Any], reporter: Reporter | None = None) -> dic
 
     Args:
         config: flat dict of :class:`DepthConfig` keys.
-        reporter: where metrics/checkpoints go; None → a :class:`LocalReporter` in a temp dir.
+        reporter: where metrics/checkpoints go; None → a :class:`LocalReporter` keeping no
+            checkpoints.
     """
     cfg = DepthConfig.from_dict(config)
-    reporter = reporter or LocalReporter(tempfile.mkdtemp(prefix="snnsearch_depth_"))
+    reporter = reporter or LocalReporter()  # metrics only: no checkpoint folder left behind
     device = _device(cfg)
     data = build_data(cfg)
     run = DepthRun(cfg, device)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.storage import diskfull, signing
+from snnsearch import cache as user_cache
 from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.grid import strip_cell
 from snnsearch.spaces.space import SearchSpace
@@ -99,6 +100,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
         warm = load_warm_start(settings.warm_start, searched,
                                settings.objectives or ((settings.metric, settings.mode),))
     preflight(settings)
+    print(user_cache.summary_line(), flush=True)  # decoded frames, synthetic scenes: their size
     # One driver per sweep directory; released (and the directory removed if still empty) on
     # every exit, so a refusal below leaves nothing in the storage.
     with SweepLock(sweep_dir=sweep_dir), stop_when_full(sweep_dir):

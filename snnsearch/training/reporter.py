@@ -7,6 +7,7 @@ or from plain Python / tests (:class:`LocalReporter`: keeps the history and copi
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -43,28 +44,39 @@ class TuneReporter:
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
-        # to_directory() downloads remote (s3://, NFS) checkpoints into a local temp dir.
-        return checkpoint.to_directory(tempfile.mkdtemp(prefix="snnsearch_restore_"))
+        import pyarrow.fs
+
+        if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+            return checkpoint.path  # read in place: no copy left in the temp dir
+        # A remote (s3://) checkpoint is downloaded into a temp dir removed when the trial ends.
+        target = tempfile.mkdtemp(prefix="snnsearch_restore_")
+        atexit.register(shutil.rmtree, target, True)
+        return checkpoint.to_directory(target)
 
 
 class LocalReporter:
     """Plain-Python reporter: metric history in memory, checkpoints under ``workdir``.
 
     Args:
-        workdir: where ``checkpoint_<epoch>`` copies are kept.
+        workdir: where ``checkpoint_<epoch>`` copies are kept; None keeps none (the history
+            only: what a trainable called without a reporter returns, so it leaves nothing in
+            the temp dir).
         resume_from: a checkpoint directory to continue from (e.g. one from a previous run).
     """
 
-    def __init__(self, workdir: str | Path, resume_from: str | Path | None = None) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, workdir: str | Path | None = None, resume_from: str | Path | None = None
+    ) -> None:
+        self.workdir = Path(workdir) if workdir is not None else None
+        if self.workdir is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
         self.resume_from = str(resume_from) if resume_from is not None else None
         self.history: list[dict[str, Any]] = []
         self.checkpoints: list[Path] = []
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         self.history.append(dict(metrics))
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and self.workdir is not None:
             target = self.workdir / f"checkpoint_{len(self.history):06d}"
             shutil.copytree(checkpoint_dir, target, dirs_exist_ok=True)
             self.checkpoints.append(target)

@@ -179,3 +179,6 @@ def test_a_batch_is_one_gather_equal_to_the_png_path(
             unsorted = [idx.index(i) for i in order[5 * n: 5 * n + 5]]
             assert torch.equal(batch.frames[unsorted],
                                torch.stack([data[i].frames for i in order[5 * n: 5 * n + 5]]))
+    whole = data.__getitems__([9, 2, 30, 2])  # any order (and repeats) is kept as given
+    assert whole.idx.tolist() == [9, 2, 30, 2]
+    assert torch.equal(whole.frames, torch.stack([data[i].frames for i in (9, 2, 30, 2)]))

@@ -108,3 +108,28 @@ def test_known_poses_and_gt_depth_explain_the_next_frame(synth) -> None:
         warp_source(source, torch.full_like(gt, 20.0), ahead[None], K), target
     )[inner].mean()
     assert err_true < 0.5 * err_flat
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_gathered_batch_carries_each_items_known_poses(
+    synth, tmp_path: Path, workers: int
+) -> None:
+    """Whole batches (frames gathered, K/indices/poses sent by value from a worker) equal the
+    per-item samples, known camera motion included, in the order asked for."""
+    from torch.utils.data import DataLoader
+
+    from snnsearch.depth.data.batches import pass_batch
+    from snnsearch.depth.data.frame_cache import ensure_cache
+    from snnsearch.depth.data.kitti import frame_paths
+
+    items = read_split(synth.train_split)
+    cache = ensure_cache(synth.root, frame_paths(synth.root, items), height=64, width=192,
+                         cache_dir=tmp_path / "c")
+    data = KittiRawDataset(synth.root, items, height=64, width=192, known_pose=True, cache=cache)
+    for batch in DataLoader(data, batch_sampler=[[2, 0], [1]], num_workers=workers,
+                            collate_fn=pass_batch):
+        assert isinstance(batch.poses, torch.Tensor) and isinstance(batch.K, torch.Tensor)
+        for slot, i in enumerate(batch.idx.tolist()):
+            assert torch.equal(batch.poses[slot], data[i].poses)
+            assert torch.equal(batch.K[slot], data[i].K)
+            assert torch.equal(batch.frames[slot], data[i].frames)

@@ -44,7 +44,7 @@ def test_tune_depth_reports_through_ray(ray_session: None, tmp_path: Path) -> No
         assert (Path(ckpt) / "state.pt").is_file()
 
 
-def test_depth_space_keeps_one_checkpoint_and_no_silence_stopper() -> None:
+def test_depth_space_keeps_one_checkpoint_and_no_silence_stopper(tmp_path: Path) -> None:
     """The shipped depth space: one checkpoint per trial (more with --keep-checkpoints), and no
     silence stopping (a silent deepest stage still predicts through the membrane shortcut)."""
     from snnsearch.spaces.space import load_space
@@ -59,7 +59,8 @@ def test_depth_space_keeps_one_checkpoint_and_no_silence_stopper() -> None:
     args = build_parser("depth", REPO).parse_args(["--keep-checkpoints", "3", "--silence"])
     settings = resolve_settings(
         space, task="depth", overrides={"keep_checkpoints": args.keep_checkpoints,
-                                        "silence": args.silence}, smoke=True)
+                                        "silence": args.silence, "storage": str(tmp_path)},
+        smoke=True)  # building the Tuner writes its experiment folder: not in ~/ray_results
     assert settings.keep_checkpoints == 3 and settings.silence is True
     tuner = build_tuner(settings, space, trainable=tune_depth)
     run_config = tuner._local_tuner.get_run_config()

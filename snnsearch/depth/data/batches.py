@@ -3,8 +3,8 @@ collate (``KittiRawDataset.__getitems__`` builds a batch in one gather; issue 20
 
 Why reuse: a fresh 4.4 MB frame buffer per batch (192×640, 12 triplets) costs ~1,100 page faults,
 each zeroing a page; measured on a 2-core VM it took as long as the gather itself in ordinary
-memory and several times longer in shared memory, and every small tensor (K, indices) sent from a
-worker in fresh shared memory costs a new segment (≈ 0.5 ms). Reused buffers make a batch one copy.
+memory and several times longer in shared memory. Reused buffers make a batch one copy; the small
+fields (K, indices, poses) travel by value.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-Specs = dict[str, tuple[tuple[int, ...], torch.dtype]]
-
 
 class BatchBuffers:
-    """Sets of preallocated batch tensors (one tensor per field), reused across batches.
+    """Preallocated frame buffers of whole batches, reused across batches.
 
-    - In the training process (``num_workers=0``) a set is reused only when nothing else holds
-      any of its storages (the loop dropped that batch); sets are pinned when ``pin`` is set and
-      CUDA is available, so the host→GPU copy is asynchronous and no pinning copy is made.
-    - In a DataLoader worker the sets live in shared memory (the training process maps them by
+    - In the training process (``num_workers=0``) a buffer is reused only when nothing else holds
+      its storage any more (the loop dropped that batch); buffers are pinned when ``pin`` is set
+      and CUDA is available, so the host→GPU copy is asynchronous and no pinning copy is made.
+    - In a DataLoader worker the buffers live in shared memory (the training process maps them by
       file descriptor, no copy) and are reused round-robin over ``ring`` slots. A worker cannot
       see when the training process lets go of a batch, so this relies on the DataLoader's order:
       a worker receives its next index only after one of its batches was handed to the loop, so
@@ -32,14 +30,14 @@ class BatchBuffers:
       ``clone()`` them.
 
     Args:
-        ring: shared-memory sets per worker.
+        ring: shared-memory buffers per worker.
     """
 
-    MAX_LOCAL = 8  # sets held in the training process; past it batches are freshly allocated
+    MAX_LOCAL = 8  # buffers held in the training process; past it batches are freshly allocated
 
     def __init__(self, *, ring: int = 4) -> None:
         self.ring = ring
-        self._sets: dict[Any, list[dict[str, torch.Tensor]]] = {}
+        self._held: dict[Any, list[torch.Tensor]] = {}
         self._turn = -1
 
     def __getstate__(self) -> dict:
@@ -48,34 +46,56 @@ class BatchBuffers:
     def __setstate__(self, state: dict) -> None:
         self.__init__(ring=state["ring"])  # type: ignore[misc]
 
-    def batch(self, specs: Specs, *, pin: bool) -> dict[str, torch.Tensor]:
-        """Empty tensors of ``specs`` (name → (shape, dtype)) to fill with one batch."""
+    def frames(self, shape: tuple[int, ...], *, pin: bool) -> torch.Tensor:
+        """An empty uint8 tensor of ``shape`` to gather one batch's frames into."""
         from torch.utils.data import get_worker_info
 
-        key = tuple(sorted((k, v[0], str(v[1])) for k, v in specs.items()))
         if get_worker_info() is not None:
-            sets = self._sets.setdefault((key, "shared"), [])
+            ring = self._held.setdefault((shape, "shared"), [])
             self._turn = (self._turn + 1) % self.ring
-            if len(sets) <= self._turn:
-                sets.append({k: _shared(shape, dtype) for k, (shape, dtype) in specs.items()})
-            return sets[self._turn % len(sets)]
+            if len(ring) <= self._turn:
+                ring.append(_shared(shape))
+            return ring[self._turn % len(ring)]
         pin = pin and torch.cuda.is_available()
-        sets = self._sets.setdefault((key, pin), [])
-        for held in sets:
-            if all(_only_owner(t) for t in held.values()):
-                return held
-        fresh = {k: torch.empty(shape, dtype=dtype, pin_memory=pin)
-                 for k, (shape, dtype) in specs.items()}
-        if len(sets) < self.MAX_LOCAL:
-            sets.append(fresh)
-        return fresh
+        held = self._held.setdefault((shape, pin), [])
+        for buffer in held:
+            if _only_owner(buffer):
+                return buffer
+        buffer = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+        if len(held) < self.MAX_LOCAL:
+            held.append(buffer)
+        return buffer
 
 
-def _shared(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A tensor in shared memory (what the default collate does inside a worker)."""
-    n = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
-    storage = torch.UntypedStorage._new_shared(n)
-    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
+class _ByValue:
+    """A small array that a DataLoader worker sends by value and that arrives as a tensor.
+
+    Why: a worker sends every CPU tensor through a new shared-memory segment and a file
+    descriptor, ≈ 0.2 ms of the training process's CPU per tensor (measured here); K, the indices
+    and the poses of a batch are a few hundred bytes, cheaper pickled as bytes.
+    """
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __reduce__(self) -> tuple[Any, tuple[np.ndarray]]:
+        return torch.from_numpy, (self.array,)
+
+
+def small(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a tensor; inside a DataLoader worker, wrapped to travel by value."""
+    from torch.utils.data import get_worker_info
+
+    array = np.ascontiguousarray(array)
+    if get_worker_info() is not None:
+        return _ByValue(array)  # type: ignore[return-value]  # a tensor once unpickled
+    return torch.from_numpy(array)
+
+
+def _shared(shape: tuple[int, ...]) -> torch.Tensor:
+    """A uint8 tensor in shared memory (what the default collate does inside a worker)."""
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
 
 
 def _only_owner(buffer: torch.Tensor) -> bool:

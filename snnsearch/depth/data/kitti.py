@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from snnsearch.depth.data.batches import BatchBuffers
+from snnsearch.depth.data.batches import BatchBuffers, small
 
 if TYPE_CHECKING:
     from snnsearch.depth.data.frame_cache import FrameCache
@@ -321,17 +321,10 @@ class KittiRawDataset(Dataset):
             return DepthSample(frames, torch.from_numpy(K[index]), torch.from_numpy(index),
                                None if poses is None else torch.from_numpy(poses[index]))
         f, h, w = len(self.frame_ids), self.height, self.width
-        specs = {"frames": ((len(index), f, 3, h, w), torch.uint8),
-                 "K": ((len(index), 4, 4), torch.float32), "idx": ((len(index),), torch.int64)}
-        if poses is not None:
-            specs["poses"] = ((len(index), f - 1, 4, 4), torch.float32)
-        out = self.buffers.batch(specs, pin=self.pin_batches)
-        self.cache.gather(self._rows[index].reshape(-1), out["frames"].numpy().reshape(-1, 3, h, w))
-        np.take(K, index, axis=0, out=out["K"].numpy())
-        out["idx"].numpy()[:] = index
-        if poses is not None:
-            np.take(poses, index, axis=0, out=out["poses"].numpy())
-        return DepthSample(out["frames"], out["K"], out["idx"], out.get("poses"))
+        frames = self.buffers.frames((len(index), f, 3, h, w), pin=self.pin_batches)
+        self.cache.gather(self._rows[index].reshape(-1), frames.numpy().reshape(-1, 3, h, w))
+        return DepthSample(frames, small(K[index]), small(index),
+                           None if poses is None else small(poses[index]))
 
     def _item_tables(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Every item's K (``[N, 4, 4]``) and known poses (``[N, F-1, 4, 4]`` or None)."""
