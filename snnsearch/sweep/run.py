@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from snnsearch.storage import diskfull, signing
 from snnsearch import cache as user_cache
+from snnsearch.storage import diskfull, signing
 from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.grid import strip_cell
 from snnsearch.spaces.space import SearchSpace
