@@ -103,8 +103,9 @@ def write_settings(sweep_dir: str, settings: dict[str, Any], *, name: str) -> No
     old = _read_json(sig_path) or {}
     kept = old.get("digests", []) if old.get("name") == name else []
     new = digest(key, name, SETTINGS_FILE, text.encode())
-    _storage.write_text(sig_path, json.dumps(
-        {"name": name, "source": source, "digests": [*(d for d in kept if d != new), new][-KEEP:]}))
+    digests = [*(d for d in kept if d != new), new][-KEEP:]
+    _storage.write_text(sig_path, json.dumps({"name": name, "source": source,
+                                              "digests": digests}))
     _storage.write_text(_storage.join(sweep_dir, SETTINGS_FILE), text)
 
 

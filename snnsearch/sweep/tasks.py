@@ -129,5 +129,6 @@ def task_checks(name: str) -> tuple[Callable[..., Any] | None, Callable[..., Any
             load(task.check_trial) if task.check_trial else None)
 
 
-__all__ = ["TASKS", "Task", "check_config_keys", "check_resume_trainable", "register_task", "resolve_trainable",
+__all__ = ["TASKS", "Task", "check_config_keys", "check_resume_trainable", "register_task",
+           "resolve_trainable",
            "task_checks"]

@@ -61,5 +61,6 @@ def test_evaluate_picks_the_selected_epochs_checkpoint_and_the_sweep_keeps_it(
     assert (best.epoch, best.value) == (2, 0.9)
     checkpoint = selected_checkpoint(best)
     assert load_checkpoint(checkpoint)["epoch"] == 2
-    kept = sorted(load_checkpoint(p.parent)["epoch"] for p in best.path.glob("checkpoint_*/state.pt"))
+    kept = sorted(load_checkpoint(p.parent)["epoch"]
+                  for p in best.path.glob("checkpoint_*/state.pt"))
     assert kept == [2, 4]  # the selected one and the latest (resume), nothing more
