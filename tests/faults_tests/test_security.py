@@ -215,7 +215,8 @@ def test_a_password_in_the_mlflow_uri_is_refused_before_it_is_logged() -> None:
 
 # Ray entry points that unpickle files of a sweep directory without a signature check:
 # ``ExperimentAnalysis`` (cloudpickled trial records in ``experiment_state-*.json``), a
-# ``ResultGrid`` built from one, ``Result.from_path`` and ``Trial.get_pickled_error`` (``error.pkl``).
+# ``ResultGrid`` built from one, ``Result.from_path`` and ``Trial.get_pickled_error``
+# (``error.pkl``).
 _RAY_STORAGE_UNPICKLERS = ("ExperimentAnalysis", "from_path", "get_pickled_error",
                            "_loads_with_cloudpickle")
 
