@@ -7,9 +7,10 @@ A sweep selects on its val split only; the test split (e.g. monodepth2's Eigen
 
 It picks the best trial of ``trials.parquet`` by the sweep's metric and mode (``sweep.json``),
 loads the checkpoint of the epoch whose val value the sweep reports (``best_epoch``; kept
-whatever ``--keep-checkpoints`` says), reads only JSON, Parquet and weights-only checkpoints, refuses a test split that shares a frame with the trial's train or
-val split, computes the seven Eigen metrics (monodepth2's protocol, :mod:`snnsearch.depth.eval`),
-logs them as ``test_<metric>`` to the trial's MLflow run and prints them.
+whatever ``--keep-checkpoints`` says; only JSON, Parquet and weights-only checkpoints are
+read), refuses a test split that shares a frame with the trial's train or val split,
+computes the seven Eigen metrics (monodepth2's protocol, :mod:`snnsearch.depth.eval`), logs
+them as ``test_<metric>`` to the trial's MLflow run and prints them.
 """
 
 from __future__ import annotations
@@ -190,9 +191,8 @@ def evaluate_checkpoint(
 
 def log_to_mlflow(sweep_dir: Path, trial_id: str, metrics: dict[str, float], split: str) -> str:
     """Logs ``metrics`` to the trial's child run of the sweep's MLflow parent; returns its id."""
-    from snnsearch.tracking import mlflow_logging as M
-
     from snnsearch.storage import signing
+    from snnsearch.tracking import mlflow_logging as M
 
     settings = signing.read_settings(str(sweep_dir), required=False) or {}
     parent_id = M.read_parent_id(str(sweep_dir))

@@ -72,12 +72,12 @@ def write_history(rows: Sequence[Mapping[str, Any]], sweep_dir: str) -> str:
 def load_history(sweep_dir: str, table: pd.DataFrame) -> pd.DataFrame:
     """The sweep's history: ``history.parquet``, else rebuilt from the trials' ``result.json``."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    path = _storage.join(sweep_dir, HISTORY_FILE)
-    if _storage.exists(path):
-        fs, fs_path = _storage.resolve(path)
-        return pq.read_table(fs_path, filesystem=fs).to_pandas()
+    from snnsearch.reporting.results import read_signed_table
+
+    stored = read_signed_table(sweep_dir, HISTORY_FILE)
+    if stored is not None:
+        return stored
     rows: list[dict[str, Any]] = []
     for trial_id, folder in zip(table.get("trial_id", []), table.get("path", [])):
         log = Path(str(folder)) / "result.json"

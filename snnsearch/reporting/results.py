@@ -112,16 +112,27 @@ def load_table(sweep_dir: str, *, file: str = TABLE_FILE) -> pd.DataFrame:
         MissingTable: no ``file`` in ``sweep_dir``.
         UntrustedStorage: the table does not match its signature.
     """
+    table = read_signed_table(sweep_dir, file)
+    if table is None:
+        raise MissingTable(
+            f"{sweep_dir} has no {file} (the sweep's driver writes it when the sweep ends or is "
+            "interrupted; finish the sweep with --resume --storage/--name, or point at "
+            "<storage>/<name> of a finished sweep)")
+    return table
+
+
+def read_signed_table(sweep_dir: str, file: str) -> pd.DataFrame | None:
+    """A Parquet table of the sweep directory (None if absent), refused with a one-line
+    :class:`~snnsearch.storage.signing.UntrustedStorage` when the sweep's signed manifest lists
+    it with other bytes. Parquet is data: reading it runs no code (pyarrow 25 has no pickled
+    extension types)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = _storage.join(sweep_dir, file)
     data = _storage.read_bytes(path)
     if data is None:
-        raise MissingTable(
-            f"{sweep_dir} has no {file} (the sweep's driver writes it when the sweep ends or is "
-            "interrupted; finish the sweep with --resume --storage/--name, or point at "
-            "<storage>/<name> of a finished sweep)")
+        return None
     settings = signing.read_settings(sweep_dir, required=False) or {}
     if signing.verify_file(sweep_dir, file, data, settings) is False:
         raise signing.UntrustedStorage(

@@ -103,8 +103,9 @@ def write_settings(sweep_dir: str, settings: dict[str, Any], *, name: str) -> No
     old = _read_json(sig_path) or {}
     kept = old.get("digests", []) if old.get("name") == name else []
     new = digest(key, name, SETTINGS_FILE, text.encode())
-    _storage.write_text(sig_path, json.dumps(
-        {"name": name, "source": source, "digests": [*(d for d in kept if d != new), new][-KEEP:]}))
+    digests = [*(d for d in kept if d != new), new][-KEEP:]
+    _storage.write_text(sig_path, json.dumps({"name": name, "source": source,
+                                              "digests": digests}))
     _storage.write_text(_storage.join(sweep_dir, SETTINGS_FILE), text)
 
 
@@ -177,13 +178,15 @@ def sign(sweep_dir: str, *, name: str, source_dir: str | None = None,
         name: the sweep name bound into every signature.
         source_dir: where the files are read (default ``sweep_dir``; Tune's staging folder for
             a snapshot about to be uploaded).
-        files: the names to sign (default: :func:`state_files` plus the ``*.parquet`` tables).
+        files: the names to sign (default: :func:`state_files`; tables are signed as the driver
+            writes them, :func:`sign_written`, or by the re-signing command, never in passing:
+            a table changed between two runs must not be signed by the next one).
     """
     key, source = load_key()
     settings = _read_json(_storage.join(sweep_dir, SETTINGS_FILE)) or {}
     manifest: dict[str, list[str]] = settings.get(HMAC_KEY) or {}
     directory = source_dir or sweep_dir
-    for file in files if files is not None else [*state_files(directory), *tables(directory)]:
+    for file in files if files is not None else state_files(directory):
         data = _storage.read_bytes(_storage.join(directory, file))
         if data is None:
             continue

@@ -9,7 +9,6 @@ registries, so a newly registered scheduler shows up here without edits.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -204,9 +203,9 @@ def _stored_settings(settings, args: argparse.Namespace, space):
     different ``--space`` would be silently ignored by the restored searcher: both refused."""
     import dataclasses
 
-    from snnsearch.storage import signing
     from snnsearch.spaces.checks import space_diff
     from snnsearch.spaces.space import parse_space
+    from snnsearch.storage import signing
     from snnsearch.sweep.run import SETTINGS_FILE
     from snnsearch.sweep.settings import SweepSettings
     from snnsearch.sweep.tasks import check_resume_trainable

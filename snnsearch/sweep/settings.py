@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "silence_from": 1,
     "silence_options": {},
     "pareto_ref": None,
-    # Checkpoints kept per trial: the latest is all resume needs; a depth checkpoint (nets + Adam)
+    # Checkpoints kept per trial (the best by the metric; Ray also keeps the latest, which resume
+    # needs); a depth checkpoint (nets + Adam)
     # is 0.2-0.4 GB, so each extra one multiplies a sweep's storage (docs/cluster.md).
     "keep_checkpoints": 1,
     "moasha_tiebreak": "crowding",
@@ -93,7 +94,8 @@ class SweepSettings:
             ``max_silent_fraction`` thresholds.
         pareto_ref: hypervolume reference point, one raw value per objective (None: no
             hypervolume).
-        keep_checkpoints: checkpoints kept per trial (the latest ones; resume uses the last).
+        keep_checkpoints: checkpoints kept per trial (the best ones by the metric, plus always
+            the latest: evaluate tests the best, resume uses the last; ``sweep/tuner.py``).
         repeats: after the search, re-run the top ``repeat_top`` configurations (the Pareto
             front with several objectives) with this many new seeds (0: no confirmation).
         repeat_top: how many configurations ``repeats`` re-runs.

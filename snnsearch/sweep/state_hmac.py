@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sweep_dir = _storage.normalize(args[0])
     name = sweep_dir.rstrip("/").rsplit("/", 1)[-1]
-    sign(sweep_dir, name=name)
+    sign(sweep_dir, name=name,
+         files=[*state_files(sweep_dir), *signing.tables(sweep_dir)])
     print(f"signed the state files, tables and {SETTINGS_FILE} of {sweep_dir}")
     return 0
 

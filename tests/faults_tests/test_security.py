@@ -213,3 +213,26 @@ def test_a_password_in_the_mlflow_uri_is_refused_before_it_is_logged() -> None:
         normalize_tracking_uri(uri)
     assert "s3cret" not in str(info.value)
     assert "MLFLOW_TRACKING_PASSWORD" in str(info.value)
+
+
+# Ray entry points that unpickle files of a sweep directory without a signature check:
+# ``ExperimentAnalysis`` (cloudpickled trial records in ``experiment_state-*.json``), a
+# ``ResultGrid`` built from one, ``Result.from_path`` and ``Trial.get_pickled_error``
+# (``error.pkl``).
+_RAY_STORAGE_UNPICKLERS = ("ExperimentAnalysis", "from_path", "get_pickled_error",
+                           "_loads_with_cloudpickle")
+
+
+def test_shipped_code_never_calls_rays_storage_unpicklers() -> None:
+    """Report, evaluate and warm-start read the signed trial table and JSON only
+    (docs/reliability.md, "Nothing in a sweep directory runs code")."""
+    shipped = [p for p in _python_files() if p.relative_to(REPO).parts[0] != "tests"]
+    found = []
+    for path in shipped:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            name = (node.id if isinstance(node, ast.Name) else
+                    node.attr if isinstance(node, ast.Attribute) else
+                    None if not isinstance(node, ast.alias) else node.name)
+            if name in _RAY_STORAGE_UNPICKLERS:
+                found.append(f"{path.relative_to(REPO)}:{getattr(node, 'lineno', '?')}: {name}")
+    assert found == []

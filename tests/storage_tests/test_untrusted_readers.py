@@ -77,6 +77,13 @@ def test_a_table_changed_after_signing_is_refused(tmp_path: Path,
     assert main([str(sweep), "--no-plots"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "trials.parquet does not match its signature" in line
+    from snnsearch.reporting.history import load_history, write_history
+
+    write_history([{"trial_id": "a", "training_iteration": 1, "val_acc": 0.5}], str(sweep))
+    pd.DataFrame([{"trial_id": "a", "training_iteration": 1, "val_acc": 0.99}]).to_parquet(
+        sweep / "history.parquet")
+    with pytest.raises(signing.UntrustedStorage, match="history.parquet does not match"):
+        load_history(str(sweep), pd.DataFrame())
     (sweep / "trials.parquet").write_bytes(good)
     settings = json.loads((sweep / "sweep.json").read_text())
     (sweep / "sweep.json").write_text(json.dumps({**settings, "metric": "val_loss"}))
