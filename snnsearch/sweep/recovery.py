@@ -7,9 +7,9 @@ there is nothing to keep, but what the start had written used to strand the name
 ``tuner.pkl`` made a plain rerun refuse ("already holds a sweep"), and ``--resume`` of it had
 Ray restart the experiment without the sweep's fixed values (Ray does not pickle
 ``param_space`` into ``tuner.pkl``). Here such a sweep is recognised as *not started*
-(:func:`nothing_ran`) and started afresh, by a plain rerun or by ``--resume`` (with the stored
-settings); a start that fails before any trial reported clears what it wrote
-(:func:`clear_leftovers`).
+(:func:`nothing_ran`) and started afresh by ``--resume`` (with the stored settings, once its
+``tuner.pkl`` verifies); a start that fails before any trial reported clears what it wrote
+(:func:`clear_leftovers`), so a plain rerun is not refused.
 
 MLflow: the parent run of a killed driver stays RUNNING. The next start of the same sweep
 directory reuses it when it was opened with the same parameters, else closes it as KILLED
@@ -65,6 +65,13 @@ def nothing_ran(sweep_dir: str) -> bool:
             if result.type == pafs.FileType.File and result.size:
                 return False
     return True
+
+
+def start_files(sweep_dir: str) -> list[str]:
+    """The state files a start that never ran must still show signed: its ``tuner.pkl`` (a
+    forged one would otherwise pass as a killed start); its experiment snapshot may predate the
+    signer and is deleted, never read."""
+    return ["tuner.pkl"] if _storage.exists(_storage.join(sweep_dir, "tuner.pkl")) else []
 
 
 def clear_leftovers(sweep_dir: str) -> None:

@@ -99,8 +99,9 @@ def sign(sweep_dir: str, *, name: str, source_dir: str | None = None) -> None:
     _storage.write_text(path, json.dumps(settings, indent=2, default=str))
 
 
-def verify(sweep_dir: str, *, name: str) -> None:
-    """Raises a one-line ValueError unless every state file carries a known signature."""
+def verify(sweep_dir: str, *, name: str, files: list[str] | None = None) -> None:
+    """Raises a one-line ValueError unless every state file (or those of ``files``) carries a
+    known signature."""
     settings = json.loads(_storage.read_text(_storage.join(sweep_dir, SETTINGS_FILE)) or "{}")
     manifest = settings.get(HMAC_KEY)
     fix = (f"if you trust everyone who can write this storage, re-sign it with `python -m "
@@ -112,7 +113,7 @@ def verify(sweep_dir: str, *, name: str) -> None:
     if settings.get(SOURCE_KEY) not in (None, source):
         fix = (f"it was signed with the key from {settings[SOURCE_KEY]}, this driver has the "
                f"one from {source}: use the same key; or {fix}")
-    for file in state_files(sweep_dir):
+    for file in state_files(sweep_dir) if files is None else files:
         data = _storage.read_bytes(_storage.join(sweep_dir, file)) or b""
         if _digest(key, name, file, data) not in manifest.get(file, []):
             raise ValueError(
