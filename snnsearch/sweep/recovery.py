@@ -38,10 +38,13 @@ log = logging.getLogger(__name__)
 KILL_ENV = "SNNSEARCH_KILL_AT"
 KILL_STAGES = ("before-sweep-json", "after-tuner", "before-report")
 TABLE_FILE = "trials.parquet"
-# What a start writes at the top of the sweep directory: Ray's state and ours. The lock and the
-# parent-run id are handled by their owners.
-_STATE_SUFFIXES = (".pkl", ".json")
-_OWN_FILES = ("space.yaml",)
+# What a start writes at the top of the sweep directory, by name: Ray's state files
+# (tune_controller, searcher, search_generator, basic_variant, its storage probe) and ours. Only
+# these are ever removed, so a --name pointed at a folder of the user's own loses nothing.
+_STARTED_BY = ("tuner.pkl", "sweep.json", "space.yaml", "scheduler-state.json",
+               ".validate_storage_marker")
+_STATE_PREFIXES = ("experiment_state-", "searcher-state-", "search_gen_state-",
+                   "basic-variant-state-")
 
 
 def kill_point(stage: str) -> None:
@@ -83,11 +86,14 @@ def clear_leftovers(sweep_dir: str) -> None:
     from snnsearch.tracking.mlflow_client import PARENT_ID_FILE
 
     fs, root = _storage.resolve(sweep_dir)
-    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    if not {i.base_name for i in infos} & {"tuner.pkl", "sweep.json", PARENT_ID_FILE}:
+        return  # no start of a sweep was here
+    for info in infos:
         name = info.base_name
         try:
             if info.type == pafs.FileType.File and (
-                    name.endswith(_STATE_SUFFIXES) or name in (*_OWN_FILES, PARENT_ID_FILE)):
+                    name in (*_STARTED_BY, PARENT_ID_FILE) or name.startswith(_STATE_PREFIXES)):
                 fs.delete_file(info.path)
             elif info.type == pafs.FileType.Directory and fs.get_file_info(
                     f"{info.path}/params.json").type == pafs.FileType.File:
