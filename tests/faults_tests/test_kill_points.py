@@ -166,7 +166,7 @@ def test_mnist_killed_after_tuner_pkl_resumes_on_the_real_data(
     assert table["best_val_acc"].max() > 0.2, table  # trained on MNIST, not on nothing
     for params in sweep_dir.glob("*/params.json"):
         assert json.loads(params.read_text())["data_dir"] == str(mnist_root)
-    assert not (home / ".cache").exists()
+    assert not (home / ".cache" / "snnsearch").exists()  # no trial went to download MNIST
     parents = _parents(mlflow_uri, "mnist", name)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
 
