@@ -121,8 +121,8 @@ def reusable_parent(client: MlflowClient, *, experiment_id: str, sweep_dir: str,
             found = client.get_run(stored)
             if found.info.status in ("RUNNING", "KILLED"):
                 runs[stored] = found
-        except Exception:  # noqa: BLE001 - deleted or from another store: start a new parent
-            pass
+        except Exception as err:  # noqa: BLE001 - deleted or from another store: a new parent
+            log.info("stored parent run %s not found (%s); starting a new one", stored, err)
     chosen = None
     if stored in runs and _same_params(runs[stored].data.params, params):
         chosen = stored
