@@ -206,9 +206,10 @@ def tables(directory: str) -> list[str]:
                   and i.base_name.endswith(TABLE_SUFFIX) and ".tmp-" not in i.base_name)
 
 
-def verify_state(sweep_dir: str, *, name: str) -> None:
+def verify_state(sweep_dir: str, *, name: str, files: list[str] | None = None) -> None:
     """Raises :class:`UntrustedStorage` (one line) unless ``sweep.json`` and every state file
-    carry a known signature: call before anything unpickles the sweep's state."""
+    (or those of ``files``) carry a known signature: call before anything unpickles the sweep's
+    state."""
     settings = read_settings(sweep_dir, name=name, required=True) or {}
     manifest = settings.get(HMAC_KEY)
     if not manifest:
@@ -220,7 +221,7 @@ def verify_state(sweep_dir: str, *, name: str) -> None:
     if settings.get(SOURCE_KEY) not in (None, source):
         fix = (f"it was signed with the key from {settings[SOURCE_KEY]}, this driver has the "
                f"one from {source}: use the same key; or {fix}")
-    for file in state_files(sweep_dir):
+    for file in state_files(sweep_dir) if files is None else files:
         data = _storage.read_bytes(_storage.join(sweep_dir, file)) or b""
         if digest(key, name, file, data) not in manifest.get(file, []):
             raise UntrustedStorage(

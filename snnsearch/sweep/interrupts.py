@@ -149,6 +149,7 @@ class DiskGuard(Callback):
         self.sweep_dir = sweep_dir
         self.every_s = every_s
         self._last = 0.0
+        self._needed: tuple[float, int, int] | None = None  # (when, running, bytes)
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         from snnsearch.storage import diskfull
@@ -158,8 +159,15 @@ class DiskGuard(Callback):
         self._last = time.monotonic()
         running = sum(t.status == "RUNNING" for t in trials)
         free = diskfull.free_bytes(self.sweep_dir)
-        needed = diskfull.needed_bytes(self.sweep_dir, running)
-        if free is not None and free < needed:
+        if free is None:
+            return
+        # Sizing the checkpoints walks the sweep directory: at most every 30 s (or when the
+        # number of running trials changes); the free space is read every check.
+        when, was_running, needed = self._needed or (-1e9, -1, 0)
+        if running != was_running or time.monotonic() - when > 30 or free < needed:
+            needed = diskfull.needed_bytes(self.sweep_dir, running)
+            self._needed = (time.monotonic(), running, needed)
+        if free < needed:
             self._stop(trials, diskfull.disk_full_message(self.sweep_dir, free=free,
                                                           needed=needed - free))
 

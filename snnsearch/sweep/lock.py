@@ -42,8 +42,8 @@ LOCK_FILE = ".snnsearch.lock"
 TAKEOVER_SUFFIX = ".takeover"
 HALF_WRITTEN_GRACE_S = 30.0
 TAKEOVER_STALE_S = 30.0
-_ATTEMPTS = 40
-_PATIENCE_S = 2.0  # how long a driver waits for a lock being written or taken over
+_ATTEMPTS = 400
+_PATIENCE_S = 3.0  # how long a driver waits for a lock being written or taken over
 
 
 def _process_start(pid: int) -> str | None:
@@ -137,8 +137,6 @@ class SweepLock:
         """
         deadline = time.monotonic() + _PATIENCE_S
         for attempt in range(_ATTEMPTS):
-            if attempt and time.monotonic() > deadline:
-                break
             if self._create():
                 self.held = True
                 return
@@ -146,13 +144,14 @@ class SweepLock:
             if raw is None:
                 continue  # released between our create and read: try again
             other = _parse(raw)
-            if other is None and not self._old(self.path, HALF_WRITTEN_GRACE_S):
-                time.sleep(0.05 * (attempt + 1))  # being written by another driver right now
-                continue
             if other is not None and not self._stale(other):
                 raise ValueError(self._refusal(other))
-            if not self._take_over(raw):
-                time.sleep(0.05 * (attempt + 1))  # another driver is taking it over
+            being_written = other is None and not self._old(self.path, HALF_WRITTEN_GRACE_S)
+            if not being_written and self._take_over(raw):
+                continue  # the stale lock is gone: create ours at once
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02 * min(attempt + 1, 10))  # being written, or taken over by another
         raw = self._read_raw()
         other = None if raw is None else _parse(raw)
         if other is not None and not self._stale(other):
@@ -228,7 +227,10 @@ class SweepLock:
             return True
         takeover = self.path + TAKEOVER_SUFFIX
         if not _publish(takeover, json.dumps(self.holder).encode()):
-            holder = _parse(_read_local(takeover) or b"")
+            raw = _read_local(takeover)
+            if raw is None:
+                return False  # just released: retry
+            holder = _parse(raw)
             gone = holder is None or (holder.get("host") == self.holder["host"] and
                                       isinstance(holder.get("pid"), int) and
                                       not _alive(holder["pid"], holder.get("pid_start")))

@@ -7,9 +7,9 @@ there is nothing to keep, but what the start had written used to strand the name
 ``tuner.pkl`` made a plain rerun refuse ("already holds a sweep"), and ``--resume`` of it had
 Ray restart the experiment without the sweep's fixed values (Ray does not pickle
 ``param_space`` into ``tuner.pkl``). Here such a sweep is recognised as *not started*
-(:func:`nothing_ran`) and started afresh, by a plain rerun or by ``--resume`` (with the stored
-settings); a start that fails before any trial reported clears what it wrote
-(:func:`clear_leftovers`).
+(:func:`nothing_ran`) and started afresh by ``--resume`` (with the stored settings, once its
+``tuner.pkl`` verifies); a start that fails before any trial reported clears what it wrote
+(:func:`clear_leftovers`), so a plain rerun is not refused.
 
 MLflow: the parent run of a killed driver stays RUNNING. The next start of the same sweep
 directory reuses it when it was opened with the same parameters, else closes it as KILLED
@@ -38,10 +38,13 @@ log = logging.getLogger(__name__)
 KILL_ENV = "SNNSEARCH_KILL_AT"
 KILL_STAGES = ("before-sweep-json", "after-tuner", "before-report")
 TABLE_FILE = "trials.parquet"
-# What a start writes at the top of the sweep directory: Ray's state and ours. The lock and the
-# parent-run id are handled by their owners.
-_STATE_SUFFIXES = (".pkl", ".json")
-_OWN_FILES = ("space.yaml",)
+# What a start writes at the top of the sweep directory, by name: Ray's state files
+# (tune_controller, searcher, search_generator, basic_variant, its storage probe) and ours. Only
+# these are ever removed, so a --name pointed at a folder of the user's own loses nothing.
+_STARTED_BY = ("tuner.pkl", "sweep.json", "space.yaml", "scheduler-state.json",
+               ".validate_storage_marker")
+_STATE_PREFIXES = ("experiment_state-", "searcher-state-", "search_gen_state-",
+                   "basic-variant-state-")
 
 
 def kill_point(stage: str) -> None:
@@ -67,6 +70,13 @@ def nothing_ran(sweep_dir: str) -> bool:
     return True
 
 
+def start_files(sweep_dir: str) -> list[str]:
+    """The state files a start that never ran must still show signed: its ``tuner.pkl`` (a
+    forged one would otherwise pass as a killed start); its experiment snapshot may predate the
+    signer and is deleted, never read."""
+    return ["tuner.pkl"] if _storage.exists(_storage.join(sweep_dir, "tuner.pkl")) else []
+
+
 def clear_leftovers(sweep_dir: str) -> None:
     """Removes what a start that never ran wrote: Ray's and our state files at the top level,
     the parent-run id and trial folders without a result. Only call when :func:`nothing_ran`
@@ -76,11 +86,14 @@ def clear_leftovers(sweep_dir: str) -> None:
     from snnsearch.tracking.mlflow_client import PARENT_ID_FILE
 
     fs, root = _storage.resolve(sweep_dir)
-    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    if not {i.base_name for i in infos} & {"tuner.pkl", "sweep.json", PARENT_ID_FILE}:
+        return  # no start of a sweep was here
+    for info in infos:
         name = info.base_name
         try:
             if info.type == pafs.FileType.File and (
-                    name.endswith(_STATE_SUFFIXES) or name in (*_OWN_FILES, PARENT_ID_FILE)):
+                    name in (*_STARTED_BY, PARENT_ID_FILE) or name.startswith(_STATE_PREFIXES)):
                 fs.delete_file(info.path)
             elif info.type == pafs.FileType.Directory and fs.get_file_info(
                     f"{info.path}/params.json").type == pafs.FileType.File:
@@ -108,8 +121,8 @@ def reusable_parent(client: MlflowClient, *, experiment_id: str, sweep_dir: str,
             found = client.get_run(stored)
             if found.info.status in ("RUNNING", "KILLED"):
                 runs[stored] = found
-        except Exception:  # noqa: BLE001 - deleted or from another store: start a new parent
-            pass
+        except Exception as err:  # noqa: BLE001 - deleted or from another store: a new parent
+            log.info("stored parent run %s not found (%s); starting a new one", stored, err)
     chosen = None
     if stored in runs and _same_params(runs[stored].data.params, params):
         chosen = stored

@@ -113,10 +113,13 @@ def _run_locked(
 ) -> SweepOutcome:
     sweep_dir = settings.sweep_dir
     _check_state_exists(settings)  # again under the lock: another driver may have just finished
-    # A start killed or failed before any trial reported is started afresh (recovery.py).
-    resume = settings.resume and not recovery.nothing_ran(sweep_dir)
-    if resume:  # before anything unpickles the stored state
-        state_hmac.verify(sweep_dir, name=settings.name)
+    # A start killed or failed before any trial reported is started afresh (recovery.py): its
+    # state is never unpickled, but its tuner.pkl must still be this driver's.
+    fresh = recovery.nothing_ran(sweep_dir)
+    resume = settings.resume and not fresh
+    if settings.resume:  # before anything unpickles the stored state
+        state_hmac.verify(sweep_dir, name=settings.name, files=recovery.start_files(sweep_dir)
+                          if fresh else None)
     connect_ray()
     check_cluster_fits(settings)
     parent = M.SweepParentRun(tracking_uri=settings.mlflow_uri, experiment=settings.experiment)
@@ -217,7 +220,7 @@ def _check_state_exists(settings: SweepSettings) -> None:
     if settings.resume and not state_exists and not _storage.exists(
             _storage.join(sweep_dir, SETTINGS_FILE)):  # sweep.json alone: a start never ran
         raise ValueError(f"--resume: no sweep to resume at {sweep_dir}; check --storage/--name")
-    if not settings.resume and state_exists and not recovery.nothing_ran(sweep_dir):
+    if not settings.resume and state_exists:
         raise ValueError(f"{sweep_dir} already holds a sweep; pass --resume or a new --name")
 
 

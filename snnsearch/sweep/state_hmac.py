@@ -41,10 +41,10 @@ from snnsearch.storage.signing import (  # re-exported: the sweep's callers use 
 log = logging.getLogger(__name__)
 
 
-def verify(sweep_dir: str, *, name: str) -> None:
-    """Raises a one-line ValueError unless ``sweep.json`` and every state file carry a known
-    signature (:func:`snnsearch.storage.signing.verify_state`)."""
-    signing.verify_state(sweep_dir, name=name)
+def verify(sweep_dir: str, *, name: str, files: list[str] | None = None) -> None:
+    """Raises a one-line ValueError unless ``sweep.json`` and every state file (or those of
+    ``files``) carry a known signature (:func:`snnsearch.storage.signing.verify_state`)."""
+    signing.verify_state(sweep_dir, name=name, files=files)
 
 
 def drop_pickled_errors(trials: list) -> None:
