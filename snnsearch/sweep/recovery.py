@@ -41,8 +41,8 @@ TABLE_FILE = "trials.parquet"
 # What a start writes at the top of the sweep directory, by name: Ray's state files
 # (tune_controller, searcher, search_generator, basic_variant, its storage probe) and ours. Only
 # these are ever removed, so a --name pointed at a folder of the user's own loses nothing.
-_STARTED_BY = ("tuner.pkl", "sweep.json", "space.yaml", "scheduler-state.json",
-               ".validate_storage_marker")
+_STARTED_BY = ("tuner.pkl", "sweep.json", "sweep.json.hmac", "space.yaml",
+               "scheduler-state.json", ".validate_storage_marker")
 _STATE_PREFIXES = ("experiment_state-", "searcher-state-", "search_gen_state-",
                    "basic-variant-state-")
 
