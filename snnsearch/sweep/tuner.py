@@ -6,6 +6,7 @@ connection to Ray. ``snnsearch.sweep.run`` drives a sweep's life with them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -103,10 +104,9 @@ def build_tuner(
         storage_path=settings.storage,
         # Ray does not snapshot scheduler state; this callback does (ASHA rungs survive resume).
         # Before the state signer (sweep/state_hmac.py), so its file is signed with the snapshot.
-        callbacks=[SchedulerStateCallback(scheduler), *callbacks],
+        callbacks=[SchedulerStateCallback(scheduler), *_scale_callbacks(settings), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        # The latest per trial by default: resume needs only it, figures are in MLflow.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
+        checkpoint_config=_checkpoint_config(),
         progress_reporter=_console_reporter(settings, space),
         verbose=1,
         stop=_stopper(settings),
@@ -117,6 +117,28 @@ def build_tuner(
         tune_config=tune_config,
         run_config=run_config,
     )
+
+
+def _scale_callbacks(settings: SweepSettings) -> list[tune.Callback]:
+    """Driver work sized for thousands of trials: old checkpoints trimmed without a forced
+    experiment snapshot per checkpoint (``sweep/checkpoint_trim.py``; the latest
+    ``--keep-checkpoints`` per trial stay, resume needs only the last, figures are in MLflow),
+    and ``result.json`` as the only per-result file log (``sweep/loggers.py``)."""
+    from snnsearch.sweep.checkpoint_trim import CheckpointTrimmer
+    from snnsearch.sweep.loggers import result_loggers
+
+    return [CheckpointTrimmer(keep=settings.keep_checkpoints), *result_loggers()]
+
+
+def _checkpoint_config() -> tune.CheckpointConfig:
+    """No ``num_to_keep``: with it Ray forces a full experiment snapshot (all trials, the
+    pickled study) every time a trial checkpoints ``num_to_keep`` times, i.e. on every result
+    with 1; :class:`~snnsearch.sweep.checkpoint_trim.CheckpointTrimmer` deletes instead. The
+    snapshot period stays Ray's ``auto`` (``TUNE_GLOBAL_CHECKPOINT_S``: at least 10 s, at most
+    5% of the driver's time), which bounds the snapshots' share however many trials there are."""
+    from ray import tune
+
+    return tune.CheckpointConfig(num_to_keep=None)
 
 
 def _scheduler_options(settings: SweepSettings) -> dict[str, Any]:
@@ -216,9 +238,11 @@ def build_repeat_tuner(settings: SweepSettings, points: Sequence[dict[str, Any]]
             num_samples=len(points), search_alg=FixedConfigs(points),
             max_concurrent_trials=settings.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=REPEATS_DIR, storage_path=settings.sweep_dir, callbacks=list(callbacks),
+            name=REPEATS_DIR, storage_path=settings.sweep_dir,
+            callbacks=[*_scale_callbacks(dataclasses.replace(settings, keep_checkpoints=1)),
+                       *callbacks],
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=_checkpoint_config(),
             progress_reporter=tune.CLIReporter(
                 metric_columns={settings.metric: settings.metric, "training_iteration": "epochs"},
                 max_report_frequency=30, max_progress_rows=20),

@@ -1,0 +1,100 @@
+"""Old trial checkpoints deleted without forcing an experiment snapshot per checkpoint.
+
+Ray 2.60's ``CheckpointConfig(num_to_keep=k)`` deletes a trial's older checkpoints itself, and to
+keep its experiment snapshot from pointing at a deleted one it *forces* a snapshot whenever a
+trial has checkpointed ``k`` times since the last (``_ExperimentCheckpointManager.
+on_trial_checkpoint``). Our trainables checkpoint every epoch, so with ``k=1`` every result
+forced a full snapshot: every trial's JSON state, the pickled Optuna study and the callbacks'
+state, O(trials) work per result (measured in docs/benchmarks.md: the largest share of the
+driver's time). With this callback Ray keeps every checkpoint (``num_to_keep=None``: no forced
+snapshots; Ray's own period ``TUNE_GLOBAL_CHECKPOINT_S``, ``auto`` = at most 5% of the time, at
+least every 10 s) and the callback deletes the old ones with the same guarantee: a checkpoint
+goes only once two later snapshots (the one before may still be syncing to the storage) refer to
+a newer one, and the newest ``keep`` of each trial always stay. Resume therefore always finds
+the checkpoint its snapshot names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from ray.tune import Callback
+
+log = logging.getLogger(__name__)
+PREFIX = "checkpoint_"
+
+
+def checkpoint_index(path: str) -> int | None:
+    """``7`` for ``.../checkpoint_000007``; None for anything else."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if not name.startswith(PREFIX) or not name[len(PREFIX):].isdigit():
+        return None
+    return int(name[len(PREFIX):])
+
+
+class CheckpointTrimmer(Callback):
+    """Keeps the newest ``keep`` checkpoints of each trial, deleting older ones only when no
+    experiment snapshot that may still be the latest on the storage refers to them.
+
+    Ray calls ``get_state`` of every callback while it writes a snapshot, which is how this one
+    sees each snapshot. Picklable (``tuner.pkl``): the trial map and views start empty after a
+    restore, so nothing is deleted before two snapshots of the new driver.
+
+    Args:
+        keep: checkpoints kept per trial (``--keep-checkpoints``), at least 1.
+    """
+
+    def __init__(self, *, keep: int) -> None:
+        self.keep = max(1, int(keep))
+        self._trials: dict[str, Any] = {}
+        self._dirty: set[str] = set()
+        self._views: deque[dict[str, int]] = deque(maxlen=3)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_trials"], state["_dirty"], state["_views"] = {}, set(), deque(maxlen=3)
+        return state
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        self._trials[trial.trial_id] = trial
+        self._dirty.add(trial.trial_id)
+
+    def get_state(self) -> None:
+        """A snapshot is being written: record what it refers to, trim what two earlier
+        snapshots no longer need."""
+        view = {}
+        for trial_id, trial in self._trials.items():
+            latest = getattr(trial, "checkpoint", None)
+            index = checkpoint_index(str(latest.path)) if latest is not None else None
+            if index is not None:
+                view[trial_id] = index
+        self._views.append(view)
+        if len(self._views) < 3:
+            return None
+        oldest = self._views[0]
+        for trial_id in list(self._dirty):
+            floor = min(oldest.get(trial_id, -1), view.get(trial_id, -1) - self.keep + 1)
+            if floor > 0 and self._trim(self._trials[trial_id], floor):
+                if floor >= view.get(trial_id, -1) - self.keep + 1:
+                    self._dirty.discard(trial_id)
+        return None
+
+    def _trim(self, trial: Any, below: int) -> bool:
+        """Deletes ``trial``'s checkpoints numbered below ``below``; False on a storage error
+        (tried again at the next snapshot)."""
+        from pyarrow.fs import FileSelector, FileType
+
+        fs = trial.storage.storage_filesystem
+        try:
+            infos = fs.get_file_info(FileSelector(trial.storage.trial_fs_path))
+            for info in infos:
+                index = checkpoint_index(info.path)
+                if info.type == FileType.Directory and index is not None and index < below:
+                    fs.delete_dir(info.path)
+        except OSError as err:
+            log.warning("could not delete old checkpoints of %s: %s", trial, err)
+            return False
+        return True
