@@ -62,21 +62,35 @@ def trivial(config: dict[str, Any]) -> None:
 
 # ---- the slow network: a loopback proxy in its own process --------------------------------
 def proxy_main(listen: int, upstream: int, delay_s: float) -> None:
-    """Forwards 127.0.0.1:``listen`` to 127.0.0.1:``upstream``, holding each chunk the client
-    sends for ``delay_s`` (one HTTP request is one chunk here): a server ``delay_s`` away."""
+    """Forwards 127.0.0.1:``listen`` to 127.0.0.1:``upstream`` through a line with ``delay_s``
+    of latency on the way to the server: every byte arrives ``delay_s`` after it was sent, and
+    bytes behind it are not held up further (a delay per chunk would also cut the bandwidth,
+    which a distant server does not). Written by hand: no TCP delay tool ships with the stack."""
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                    delay: float) -> None:
-        try:
-            while data := await reader.read(65536):
-                if delay:
-                    await asyncio.sleep(delay)
+        line: asyncio.Queue = asyncio.Queue()
+
+        async def deliver() -> None:
+            while (item := await line.get()) is not None:
+                due, data = item
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
                 writer.write(data)
                 await writer.drain()
+            writer.close()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                line.put_nowait((time.monotonic() + delay, data))
         except (ConnectionError, OSError):
             pass
         finally:
-            writer.close()
+            line.put_nowait(None)
+            try:
+                await sender
+            except (ConnectionError, OSError):
+                pass
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
