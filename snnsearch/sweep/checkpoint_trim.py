@@ -82,6 +82,18 @@ class CheckpointTrimmer(Callback):
                     self._dirty.discard(trial_id)
         return None
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Finished and errored trials keep only their newest ``keep``: resume never restores
+        them from a checkpoint (``Tuner.restore(resume_errored=False)``), and the trials still
+        running when the sweep was cut keep the snapshot rule above."""
+        for trial in trials:
+            if trial.trial_id not in self._dirty or trial.status not in ("TERMINATED", "ERROR"):
+                continue
+            latest = getattr(trial, "checkpoint", None)
+            index = checkpoint_index(str(latest.path)) if latest is not None else None
+            if index is not None and self._trim(trial, index - self.keep + 1):
+                self._dirty.discard(trial.trial_id)
+
     def _trim(self, trial: Any, below: int) -> bool:
         """Deletes ``trial``'s checkpoints numbered below ``below``; False on a storage error
         (tried again at the next snapshot)."""

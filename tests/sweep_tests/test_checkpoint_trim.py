@@ -20,6 +20,7 @@ class FakeTrial:
 
     folder: Path
     trial_id: str = "t1"
+    status: str = "RUNNING"
     checkpoint: SimpleNamespace | None = None
     storage: SimpleNamespace = field(init=False)
 
@@ -73,3 +74,15 @@ def test_keep_keeps_the_newest_checkpoints(tmp_path: Path) -> None:
     for _ in range(3):
         trimmer.get_state()
     assert _left(trial) == [3, 4, 5]
+
+
+def test_finished_trials_keep_only_their_newest_at_the_end(tmp_path: Path) -> None:
+    done, running = FakeTrial(tmp_path / "done", "d"), FakeTrial(tmp_path / "run", "r")
+    trimmer = CheckpointTrimmer(keep=1)
+    for index in range(3):
+        for trial in (done, running):
+            trial.save(index)
+            trimmer.on_checkpoint(0, [], trial, trial.checkpoint)
+    done.status = "TERMINATED"
+    trimmer.on_experiment_end([done, running])
+    assert _left(done) == [2] and _left(running) == [0, 1, 2]  # a cut trial keeps the rule
