@@ -109,4 +109,25 @@ class CheckpointTrimmer(Callback):
         except OSError as err:
             log.warning("could not delete old checkpoints of %s: %s", trial, err)
             return False
+        _forget(trial, below)
         return True
+
+
+def _forget(trial: Any, below: int) -> None:
+    """Drops the deleted checkpoints from Ray's in-memory list of the trial's checkpoints.
+
+    Without ``num_to_keep`` Ray's ``_CheckpointManager`` (private; Ray 2.60) keeps every
+    reported checkpoint with its metrics, in memory and in each experiment snapshot: the
+    driver's memory and the snapshot would grow with trials x epochs. Nothing public prunes it.
+    """
+    metadata = getattr(trial, "run_metadata", None)
+    manager = getattr(metadata, "checkpoint_manager", None)
+    results = getattr(manager, "_checkpoint_results", None)
+    if not isinstance(results, list):
+        return
+    kept = [r for r in results
+            if (checkpoint_index(str(r.checkpoint.path)) or 0) >= below
+            or r is getattr(manager, "latest_checkpoint_result", None)]
+    if len(kept) != len(results):
+        manager._checkpoint_results = kept
+        metadata.invalidate_cache()

@@ -86,3 +86,21 @@ def test_finished_trials_keep_only_their_newest_at_the_end(tmp_path: Path) -> No
     done.status = "TERMINATED"
     trimmer.on_experiment_end([done, running])
     assert _left(done) == [2] and _left(running) == [0, 1, 2]  # a cut trial keeps the rule
+
+
+def test_ray_forgets_the_deleted_checkpoints(tmp_path: Path) -> None:
+    trial = FakeTrial(tmp_path / "trial")
+    trimmer = CheckpointTrimmer(keep=1)
+    results = []
+    for index in range(3):
+        trial.save(index)
+        results.append(SimpleNamespace(checkpoint=trial.checkpoint))
+        trimmer.on_checkpoint(0, [], trial, trial.checkpoint)
+    invalidated = []
+    manager = SimpleNamespace(_checkpoint_results=list(results),
+                              latest_checkpoint_result=results[-1])
+    trial.run_metadata = SimpleNamespace(checkpoint_manager=manager,  # type: ignore[attr-defined]
+                                         invalidate_cache=lambda: invalidated.append(1))
+    trial.status = "TERMINATED"
+    trimmer.on_experiment_end([trial])
+    assert manager._checkpoint_results == [results[-1]] and invalidated  # memory stays O(keep)
