@@ -273,9 +273,9 @@ def run_size(n: int, args: argparse.Namespace, workdir: Path, server: Server) ->
     rows = []
     for arm in args.arms:
         if arm == "floor":
-            fn = lambda: floor(n, args, workdir)  # noqa: E731
+            fn = lambda: floor(n, args, workdir)
         elif arm == "mlflow":
-            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "mlflow")  # noqa: E731
+            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "mlflow")
         elif arm == "latency":
             port = free_port()
             proxy = subprocess.Popen([sys.executable, __file__, "--proxy", str(port),
@@ -295,7 +295,7 @@ def run_size(n: int, args: argparse.Namespace, workdir: Path, server: Server) ->
                 server.start()
                 print("  restart arm: server back", flush=True)
 
-            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "restart",  # noqa: E731
+            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "restart",
                                          during=bounce)
         try:
             rows.append(measure(arm, n, fn, args))

@@ -73,14 +73,13 @@ class CheckpointTrimmer(Callback):
                 view[trial_id] = index
         self._views.append(view)
         if len(self._views) < 3:
-            return None
+            return
         oldest = self._views[0]
         for trial_id in list(self._dirty):
-            floor = min(oldest.get(trial_id, -1), view.get(trial_id, -1) - self.keep + 1)
-            if floor > 0 and self._trim(self._trials[trial_id], floor):
-                if floor >= view.get(trial_id, -1) - self.keep + 1:
-                    self._dirty.discard(trial_id)
-        return None
+            newest_kept = view.get(trial_id, -1) - self.keep + 1
+            floor = min(oldest.get(trial_id, -1), newest_kept)
+            if floor > 0 and self._trim(self._trials[trial_id], floor) and floor >= newest_kept:
+                self._dirty.discard(trial_id)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Finished and errored trials keep only their newest ``keep``: resume never restores

@@ -70,7 +70,6 @@ from snnsearch.tracking.mlflow_writer import (
 )
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from ray.tune import Checkpoint
     from ray.tune.experiment import Trial
 
@@ -382,8 +381,8 @@ def read_parent_id(sweep_dir: str) -> str | None:
 __all__ = [
     "ERROR_TAG", "KEY_SECTION", "NOTE_TAG", "PARENT_ID_FILE", "PARENT_TAG", "ROLE_TAG",
     "STATUS_TAG", "STOP_REASON_TAG", "SWEEP_TAG", "TRIAL_TAG", "NestedMlflowCallback",
-    "SweepParentRun", "dump_json", "ensure_experiment", "environment_tags", "key_metric_names",
-    "log_params", "make_client", "mlflow_status", "numeric_metrics", "read_parent_id",
-    "with_key_section", "write_parent_id", "WriterReport", "read_writer_report",
+    "SweepParentRun", "WriterReport", "dump_json", "ensure_experiment", "environment_tags",
+    "key_metric_names", "log_params", "make_client", "mlflow_status", "numeric_metrics",
+    "read_parent_id", "read_writer_report", "with_key_section", "write_parent_id",
     "writer_summary_line",
 ]
