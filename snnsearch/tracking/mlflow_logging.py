@@ -209,6 +209,12 @@ class NestedMlflowCallback(Callback):
         state["_writer"] = state["_folder"] = None
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A sweep started before the writer existed stores a callback without these fields.
+        defaults = {"sweep_dir": None, "max_buffer": 20_000, "writers": 4,
+                    "flush_timeout_s": None, "role": "trial", "key_metrics": ()}
+        self.__dict__.update({**defaults, **state, "_writer": None, "_folder": None})
+
     @property
     def folder(self) -> Path:
         """Local folder of the spill file and staged artifacts."""
@@ -225,7 +231,7 @@ class NestedMlflowCallback(Callback):
     def writer(self) -> WriterPool:
         """The writer threads, started on first use (one MLflow client each)."""
         if self._writer is None:
-            shards = max(1, int(getattr(self, "writers", 1)))
+            shards = max(1, int(self.writers))
             appliers = [ChildRuns(
                 tracking_uri=self.tracking_uri, experiment_id=self.experiment_id,
                 parent_run_id=self.parent_run_id, sweep=self.sweep, role=self.role,
