@@ -23,6 +23,7 @@ Usage::
 
     python bench/driver_throughput.py --trials 100,1000 --concurrency 16 --out d.json
     python bench/driver_throughput.py --trials 20 --reports 3 --arms floor,mlflow  # smoke
+    python bench/driver_throughput.py --trials 10000 --arms callback  # the callback alone
 
 Never calls ``ray stop`` and never kills a process it did not start.
 """
@@ -44,7 +45,7 @@ from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-ARMS = ("floor", "mlflow", "latency", "restart")
+ARMS = ("floor", "mlflow", "latency", "restart")  # and "callback" alone: see callback_cost
 
 
 def trivial(config: dict[str, Any]) -> None:
@@ -61,21 +62,35 @@ def trivial(config: dict[str, Any]) -> None:
 
 # ---- the slow network: a loopback proxy in its own process --------------------------------
 def proxy_main(listen: int, upstream: int, delay_s: float) -> None:
-    """Forwards 127.0.0.1:``listen`` to 127.0.0.1:``upstream``, holding each chunk the client
-    sends for ``delay_s`` (one HTTP request is one chunk here): a server ``delay_s`` away."""
+    """Forwards 127.0.0.1:``listen`` to 127.0.0.1:``upstream`` through a line with ``delay_s``
+    of latency on the way to the server: every byte arrives ``delay_s`` after it was sent, and
+    bytes behind it are not held up further (a delay per chunk would also cut the bandwidth,
+    which a distant server does not). Written by hand: no TCP delay tool ships with the stack."""
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                    delay: float) -> None:
-        try:
-            while data := await reader.read(65536):
-                if delay:
-                    await asyncio.sleep(delay)
+        line: asyncio.Queue = asyncio.Queue()
+
+        async def deliver() -> None:
+            while (item := await line.get()) is not None:
+                due, data = item
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
                 writer.write(data)
                 await writer.drain()
+            writer.close()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                line.put_nowait((time.monotonic() + delay, data))
         except (ConnectionError, OSError):
             pass
         finally:
-            writer.close()
+            line.put_nowait(None)
+            try:
+                await sender
+            except (ConnectionError, OSError):
+                pass
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
@@ -203,15 +218,64 @@ def count_lost(uri: str, parent_run_id: str, n: int, reports: int) -> int:
     return n * reports - found
 
 
+def callback_cost(n: int, server: Server) -> dict[str, Any]:
+    """The driver thread's cost per result of the MLflow callback alone (no Ray): ``n`` results
+    queued through ``NestedMlflowCallback.on_trial_result``, against the synchronous
+    ``log_batch`` per result it replaced; then the time the writers need to drain them."""
+    from dataclasses import dataclass, field
+
+    from mlflow.entities import Metric
+
+    from snnsearch.tracking import mlflow_logging as M
+
+    @dataclass
+    class Trial:
+        trial_id: str
+        config: dict = field(default_factory=lambda: {"x": 0.5, "epochs": 10})
+
+        def __str__(self) -> str:
+            return f"trivial_{self.trial_id}"
+
+    parent = M.SweepParentRun(tracking_uri=server.uri, experiment="callback-cost")
+    parent_id = parent.start(name="cost", params={}, space={})
+    callback = M.NestedMlflowCallback(tracking_uri=server.uri, experiment_id=parent.experiment_id,
+                                      parent_run_id=parent_id, sweep="cost")
+    trials = [Trial(f"t{k:05d}") for k in range(max(1, n // 10))]
+    for trial in trials:
+        callback.on_trial_start(0, [], trial)
+    callback.flush(600)
+    results = [{"training_iteration": 1 + i // len(trials), "val_acc": 0.5, "epoch": 1.0,
+                "time_this_iter_s": 0.1, "time_total_s": 1.0} for i in range(n)]
+    start = time.perf_counter()
+    for i, result in enumerate(results):
+        callback.on_trial_result(0, [], trials[i % len(trials)], result)
+    queued = time.perf_counter() - start
+    callback.flush(600)
+    drained = time.perf_counter() - start
+    client = M.make_client(server.uri)
+    run_id = client.create_run(parent.experiment_id).info.run_id
+    sync_n = min(n, 300)
+    start = time.perf_counter()
+    for i in range(sync_n):
+        client.log_batch(run_id, metrics=[Metric(k, float(v), 0, i + 1)
+                                          for k, v in results[i].items()])
+    sync = time.perf_counter() - start
+    callback.finish()
+    return {"arm": "callback", "results": n, "queue_us_per_result": round(queued / n * 1e6, 1),
+            "writers_drain_results_per_s": round(n / drained, 1),
+            "sync_log_batch_ms_per_result": round(sync / sync_n * 1000, 2),
+            "load_avg_1m": round(os.getloadavg()[0], 1)}
+
+
 def run_size(n: int, args: argparse.Namespace, workdir: Path, server: Server) -> list[dict]:
     from snnsearch.testing.sweeps import free_port
 
     rows = []
     for arm in args.arms:
         if arm == "floor":
-            fn = lambda: floor(n, args, workdir)  # noqa: E731
+            fn = lambda: floor(n, args, workdir)
         elif arm == "mlflow":
-            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "mlflow")  # noqa: E731
+            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "mlflow")
         elif arm == "latency":
             port = free_port()
             proxy = subprocess.Popen([sys.executable, __file__, "--proxy", str(port),
@@ -231,7 +295,7 @@ def run_size(n: int, args: argparse.Namespace, workdir: Path, server: Server) ->
                 server.start()
                 print("  restart arm: server back", flush=True)
 
-            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "restart",  # noqa: E731
+            fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "restart",
                                          during=bounce)
         try:
             rows.append(measure(arm, n, fn, args))
@@ -267,6 +331,16 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     from snnsearch.testing.sweeps import free_port
+
+    if args.arms == ["callback"]:
+        with tempfile.TemporaryDirectory(prefix="snnsearch_driver_") as tmp:
+            server = Server(Path(tmp), free_port())
+            try:
+                for n in (int(t) for t in args.trials.split(",")):
+                    print(json.dumps(callback_cost(n, server)), flush=True)
+            finally:
+                server.stop()
+        return
 
     per_node = -(-args.concurrency // args.nodes)
     cluster = Cluster(initialize_head=True, head_node_args={

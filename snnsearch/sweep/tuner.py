@@ -6,6 +6,7 @@ connection to Ray. ``snnsearch.sweep.run`` drives a sweep's life with them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -103,9 +104,9 @@ def build_tuner(
         storage_path=settings.storage,
         # Ray does not snapshot scheduler state; this callback does (ASHA rungs survive resume).
         # Before the state signer (sweep/state_hmac.py), so its file is signed with the snapshot.
-        callbacks=[SchedulerStateCallback(scheduler), *callbacks],
+        callbacks=[SchedulerStateCallback(scheduler), *_scale_callbacks(settings), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        checkpoint_config=checkpoint_config(settings),
+        checkpoint_config=_checkpoint_config(),
         progress_reporter=_console_reporter(settings, space),
         verbose=1,
         stop=_stopper(settings),
@@ -118,17 +119,28 @@ def build_tuner(
     )
 
 
-def checkpoint_config(settings: SweepSettings) -> tune.CheckpointConfig:
-    """Keeps per trial the ``keep_checkpoints`` best checkpoints by the sweep's metric, and
-    always the latest (Ray's ``_CheckpointManager`` never deletes the latest, which resume
-    needs): so the checkpoint of the epoch whose val value the sweep reports, the one
-    ``snnsearch.evaluate`` tests, survives whatever ``--keep-checkpoints`` says (at most one
-    checkpoint more per trial than asked for)."""
+def _scale_callbacks(settings: SweepSettings) -> list[tune.Callback]:
+    """Driver work sized for thousands of trials: old checkpoints trimmed without a forced
+    experiment snapshot per checkpoint (``sweep/checkpoint_trim.py``; the latest
+    ``--keep-checkpoints`` per trial stay, resume needs only the last, figures are in MLflow;
+    and the best by the sweep's metric, the selected epoch ``snnsearch.evaluate`` tests),
+    and ``result.json`` as the only per-result file log (``sweep/loggers.py``)."""
+    from snnsearch.sweep.checkpoint_trim import CheckpointTrimmer
+    from snnsearch.sweep.loggers import result_loggers
+
+    return [CheckpointTrimmer(keep=settings.keep_checkpoints, metric=settings.metric,
+                              mode=settings.mode), *result_loggers()]
+
+
+def _checkpoint_config() -> tune.CheckpointConfig:
+    """No ``num_to_keep``: with it Ray forces a full experiment snapshot (all trials, the
+    pickled study) every time a trial checkpoints ``num_to_keep`` times, i.e. on every result
+    with 1; :class:`~snnsearch.sweep.checkpoint_trim.CheckpointTrimmer` deletes instead. The
+    snapshot period stays Ray's ``auto`` (``TUNE_GLOBAL_CHECKPOINT_S``: at least 10 s, at most
+    5% of the driver's time), which bounds the snapshots' share however many trials there are."""
     from ray import tune
 
-    return tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints,
-                                 checkpoint_score_attribute=settings.metric,
-                                 checkpoint_score_order=settings.mode)
+    return tune.CheckpointConfig(num_to_keep=None)
 
 
 def _scheduler_options(settings: SweepSettings) -> dict[str, Any]:
@@ -233,9 +245,11 @@ def build_repeat_tuner(settings: SweepSettings, points: Sequence[dict[str, Any]]
             num_samples=len(points), search_alg=FixedConfigs(points),
             max_concurrent_trials=settings.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=REPEATS_DIR, storage_path=settings.sweep_dir, callbacks=list(callbacks),
+            name=REPEATS_DIR, storage_path=settings.sweep_dir,
+            callbacks=[*_scale_callbacks(dataclasses.replace(settings, keep_checkpoints=1)),
+                       *callbacks],
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=_checkpoint_config(),
             progress_reporter=tune.CLIReporter(
                 metric_columns={settings.metric: settings.metric, "training_iteration": "epochs"},
                 max_report_frequency=30, max_progress_rows=20),

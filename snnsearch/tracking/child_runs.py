@@ -194,10 +194,18 @@ class ChildRuns:
                 continue
             if local.is_file():
                 self.client.log_artifact(run_id, str(local), str(artifact_dir))
-        for path, _ in op.get("files") or []:  # uploaded: the staged copies can go
+        for path, _ in op.get("files") or []:  # uploaded: the staged copies (and folders) go
             local = Path(path).resolve()
-            if local.is_relative_to(root):
-                local.unlink(missing_ok=True)
+            if not local.is_relative_to(root):
+                continue
+            local.unlink(missing_ok=True)
+            for folder in local.parents:
+                if folder == root or not folder.is_relative_to(root):
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty: another file of this op is still there
+                    break
 
     def _close(self, op: Op) -> None:
         from mlflow.entities import RunTag

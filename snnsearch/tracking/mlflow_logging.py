@@ -70,7 +70,6 @@ from snnsearch.tracking.mlflow_writer import (
 )
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from ray.tune import Checkpoint
     from ray.tune.experiment import Trial
 
@@ -210,6 +209,12 @@ class NestedMlflowCallback(Callback):
         state["_writer"] = state["_folder"] = None
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A sweep started before the writer existed stores a callback without these fields.
+        defaults = {"sweep_dir": None, "max_buffer": 20_000, "writers": 4,
+                    "flush_timeout_s": None, "role": "trial", "key_metrics": ()}
+        self.__dict__.update({**defaults, **state, "_writer": None, "_folder": None})
+
     @property
     def folder(self) -> Path:
         """Local folder of the spill file and staged artifacts."""
@@ -226,7 +231,7 @@ class NestedMlflowCallback(Callback):
     def writer(self) -> WriterPool:
         """The writer threads, started on first use (one MLflow client each)."""
         if self._writer is None:
-            shards = max(1, int(getattr(self, "writers", 1)))
+            shards = max(1, int(self.writers))
             appliers = [ChildRuns(
                 tracking_uri=self.tracking_uri, experiment_id=self.experiment_id,
                 parent_run_id=self.parent_run_id, sweep=self.sweep, role=self.role,
@@ -382,8 +387,8 @@ def read_parent_id(sweep_dir: str) -> str | None:
 __all__ = [
     "ERROR_TAG", "KEY_SECTION", "NOTE_TAG", "PARENT_ID_FILE", "PARENT_TAG", "ROLE_TAG",
     "STATUS_TAG", "STOP_REASON_TAG", "SWEEP_TAG", "TRIAL_TAG", "NestedMlflowCallback",
-    "SweepParentRun", "dump_json", "ensure_experiment", "environment_tags", "key_metric_names",
-    "log_params", "make_client", "mlflow_status", "numeric_metrics", "read_parent_id",
-    "with_key_section", "write_parent_id", "WriterReport", "read_writer_report",
+    "SweepParentRun", "WriterReport", "dump_json", "ensure_experiment", "environment_tags",
+    "key_metric_names", "log_params", "make_client", "mlflow_status", "numeric_metrics",
+    "read_parent_id", "read_writer_report", "with_key_section", "write_parent_id",
     "writer_summary_line",
 ]

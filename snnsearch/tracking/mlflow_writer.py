@@ -363,11 +363,13 @@ def read_writer_report(sweep_dir: str) -> WriterReport | None:
         text = _storage.read_text(_storage.join(sweep_dir, f"mlflow_writer.{role}.json"))
         if not text:
             continue
-        data = json.loads(text)
         fields = {f.name for f in dataclasses.fields(WriterReport)}
-        # The sweep directory is untrusted: keep the known fields, as the types they have.
-        data = {k: (str(v) if k == "last_error" else int(v)) for k, v in data.items()
-                if k in fields and (v is not None or k == "last_error")}
+        try:  # the sweep directory is untrusted: known fields only, as the types they have
+            data = {k: (None if v is None else str(v)) if k == "last_error" else int(v)
+                    for k, v in json.loads(text).items() if k in fields}
+        except (ValueError, TypeError, AttributeError):
+            log.warning("ignoring an unreadable mlflow_writer.%s.json in %s", role, sweep_dir)
+            continue
         if total is None:
             total = data
         else:

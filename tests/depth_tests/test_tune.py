@@ -64,6 +64,10 @@ def test_depth_space_keeps_one_checkpoint_and_no_silence_stopper(tmp_path: Path)
     assert settings.keep_checkpoints == 3 and settings.silence is True
     tuner = build_tuner(settings, space, trainable=tune_depth)
     run_config = tuner._local_tuner.get_run_config()
-    assert run_config.checkpoint_config.num_to_keep == 3 and run_config.stop is not None
+    # Kept by the trimmer (Ray's num_to_keep would force a snapshot per checkpoint).
+    from snnsearch.sweep.checkpoint_trim import CheckpointTrimmer
+
+    trimmers = [c for c in run_config.callbacks if isinstance(c, CheckpointTrimmer)]
+    assert [t.keep for t in trimmers] == [3] and run_config.stop is not None
     with pytest.raises(ValueError, match="--keep-checkpoints must be >= 1"):
         resolve_settings(space, task="depth", overrides={"keep_checkpoints": 0})

@@ -172,7 +172,7 @@ def test_mlflow_server_restarting_mid_sweep_loses_no_trial_and_no_metric(
                         tune={"samples": samples, "scheduler": "fifo", "max_epochs": epochs,
                               "concurrency": 2, "metric": "val_acc", "mode": "max"})
     with caplog.at_level(logging.WARNING):
-        code, events, restarted = _faulty_sweep(space, tmp_path, "bounce", killable_mlflow, 4.0)
+        code, events, _ = _faulty_sweep(space, tmp_path, "bounce", killable_mlflow, 4.0)
     assert events["killed"].is_set() and events["back"].is_set()
     out = capsys.readouterr().out
     assert code == 0 and f"Sweep summary: {samples} trials ({samples} completed" in out

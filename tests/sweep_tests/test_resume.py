@@ -44,7 +44,10 @@ def test_resume_after_the_driver_is_killed(
             "--concurrency", "2", "--mlflow-uri", mlflow_uri]
     sweep_dir = tmp_path / "ray" / "resumable"
     # The driver joins this session's Ray through RAY_ADDRESS, as it would under `ray job submit`.
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    # A snapshot every second (Ray's default "auto" period is >= 10 s): the kill must land
+    # while the stored state holds finished and unfinished trials.
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+           "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     driver = subprocess.Popen(
         [sys.executable, str(REPO / "sweeps" / "mnist.py"), *args], env=env,
         stdout=open(tmp_path / "driver.log", "wb"), stderr=subprocess.STDOUT,
