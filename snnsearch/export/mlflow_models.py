@@ -5,9 +5,11 @@ file and its card beside it as artifacts (``nir/``), optional registration under
 ``mlflow.pytorch.load_model("runs:/<run id>/model")`` gives a working network.
 
 The logged module is :class:`ServableSNN`: the trained network plus a membrane reset around every
-call, so a loaded model answers each batch from rest (a bare spikingjelly network keeps its
-membrane state between calls). MLflow's PyTorch flavour pickles the module: load models only from
-a tracking server you trust; the ``.nir`` file is the pickle-free form of the same network.
+call, so each batch is answered from rest (a bare spikingjelly network keeps its membrane state
+between calls). MLflow 3.17 saves PyTorch models with ``torch.export`` (a ``.pt2`` program, no
+pickle); the program calls spikingjelly's neuron kernels as custom ops (``torch.ops.sj_lif``...),
+which exist once their modules are imported: importing this module (or calling
+:func:`register_spikingjelly_ops`) before ``mlflow.pytorch.load_model`` does that.
 """
 
 from __future__ import annotations
@@ -23,6 +25,29 @@ from snnsearch.tracking.mlflow_client import PARENT_TAG, TRIAL_TAG, make_client
 
 MODEL_NAME = "model"  # runs:/<run id>/model
 NIR_ARTIFACTS = "nir"
+SJ_OPS = ("if_", "lif", "plif")  # spikingjelly._ops.<name> registers torch.ops.sj_<name>
+
+
+def register_spikingjelly_ops() -> None:
+    """Registers the custom ops an exported SNN program refers to (idempotent)."""
+    import importlib
+
+    for name in SJ_OPS:
+        importlib.import_module(f"spikingjelly._ops.{name}")
+
+
+def load_model(uri: str) -> nn.Module:
+    """``mlflow.pytorch.load_model(uri)`` with spikingjelly's ops registered first."""
+    import mlflow.pytorch
+
+    register_spikingjelly_ops()
+    return mlflow.pytorch.load_model(uri)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("torch", "spikingjelly")]
 
 
 class ServableSNN(nn.Module):
@@ -89,10 +114,14 @@ def log_models(exported: list[Exported], states: dict[str, dict[str, Any]], *,
             with mlflow.start_run(run_id=run_id):
                 mlflow.pytorch.log_model(
                     servable, name=MODEL_NAME, signature=signature,
-                    input_example=example.numpy(), registered_model_name=register)
+                    input_example=example.numpy(), registered_model_name=register,
+                    pip_requirements=_requirements())
                 mlflow.log_artifact(str(item.nir_path), NIR_ARTIFACTS)
                 mlflow.log_artifact(str(item.card_path), NIR_ARTIFACTS)
             uris[item.trial_id] = f"runs:/{run_id}/{MODEL_NAME}"
     finally:
         mlflow.set_tracking_uri(previous)
     return uris
+
+
+register_spikingjelly_ops()  # so mlflow.pytorch.load_model works after this import

@@ -12,12 +12,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from snnsearch.reporting.export_links import EXPORT_DIR
 from snnsearch.storage import sweepdir as _storage
 
 if TYPE_CHECKING:
     import pandas as pd
 
-EXPORT_DIR = "export"  # <sweep dir>/export/<trial>.{nir,json}: where the report links
+__all__ = ["EXPORT_DIR", "latest_checkpoint", "select_rows", "sweep_settings"]
 
 
 def sweep_settings(sweep_dir: str) -> dict[str, Any]:

@@ -16,9 +16,9 @@ import torch
 from snnsearch.export.exporter import Exported, export_trial
 from snnsearch.export.graph import NotExportable
 from snnsearch.export.select import EXPORT_DIR, latest_checkpoint, select_rows
+from snnsearch.reporting.export_links import INDEX_FILE  # trial → files, read by the report
 from snnsearch.training.checkpoint import load_checkpoint
 
-INDEX_FILE = "index.json"  # <out>/index.json: trial id → files, read by the HTML report
 
 
 @dataclass

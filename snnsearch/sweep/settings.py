@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "repeats": 0,
     "repeat_top": 3,
     "warm_start": None,
+    "log_models": None,  # None: "front" for a `deploy: nir` space, else "none" (docs/export.md)
+    "register": None,
 }
 
 # Config keys holding file or folder paths (made absolute on the driver, see trial_fixed).
@@ -133,6 +135,8 @@ class SweepSettings:
     repeats: int = 0
     repeat_top: int = 3
     warm_start: str | None = None
+    log_models: str = "none"
+    register: str | None = None
 
     @property
     def sweep_dir(self) -> str:
@@ -221,7 +225,21 @@ def resolve_settings(
         repeats=int(merged["repeats"]),
         repeat_top=int(merged["repeat_top"]),
         warm_start=_storage.normalize(merged["warm_start"]) if merged["warm_start"] else None,
+        log_models=_log_models(merged["log_models"], space, merged["register"]),
+        register=str(merged["register"]) if merged["register"] else None,
     )
+
+
+def _log_models(value: Any, space: SearchSpace, register: Any) -> str:
+    """``--log-models``: "front", "none" or a top-k count; default "front" for a space with
+    ``fixed: {deploy: nir}`` (or when ``--register`` is given), else "none"."""
+    if value is None:
+        deploy = space.fixed.get("deploy") == "nir"
+        return "front" if deploy or register else "none"
+    text = str(value).strip().lower()
+    if text in ("front", "none") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise ValueError(f"--log-models {value!r}: use front, none or a number of top trials (>= 1)")
 
 
 def _tiebreak(value: Any) -> str:
