@@ -20,7 +20,6 @@ from snnsearch.reporting.export_links import INDEX_FILE  # trial → files, read
 from snnsearch.training.checkpoint import load_checkpoint
 
 
-
 @dataclass
 class ExportOutcome:
     """Args: exported: the written models; refused: trial id → the one-line reason;
