@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from snnsearch.energy.counting import E_AC_PJ, E_MAC_PJ, estimate_energy
+from snnsearch.energy.counting import E_AC_PJ, E_MAC_PJ
 from snnsearch.export.graph import DT, export_nir, load_trained, step_network
 from snnsearch.export.mapping import neuron_mapping
 from snnsearch.export.simulate import (
@@ -60,21 +60,8 @@ def _compare(ours: RunResult, other: RunResult, labels: torch.Tensor) -> dict[st
     }
 
 
-def _estimate(model: torch.nn.Module, images: torch.Tensor, T: int
-              ) -> list[tuple[str, str, float]]:
-    """The trainable's energy protocol (``energy.counting``) on the same test images, in chunks:
-    (layer, "mac"|"ac", operations per image), averaged over every image."""
-    totals: dict[tuple[str, str], float] = {}
-    for start in range(0, len(images), PROBE):
-        chunk = images[start:start + PROBE]
-        report = estimate_energy(model, chunk, timesteps=T, spiking=True)
-        for layer in report.layers:
-            key = (layer.name, layer.kind)
-            totals[key] = totals.get(key, 0.0) + layer.ops * len(chunk)
-    return [(name, kind, ops / len(images)) for (name, kind), ops in totals.items()]
-
-
-def events_section(graph: RunResult, estimate: list[tuple[str, str, float]], T: int) -> dict[str, Any]:
+def events_section(graph: RunResult, estimate: list[tuple[str, str, float]], T: int
+                   ) -> dict[str, Any]:
     """Events from the exported graph next to the trainable's estimate (per inference).
 
     The graph repeats its first (real-valued) layer every step; the trainable charges a static
@@ -150,7 +137,7 @@ def export_trial(*, trial_id: str, state: dict[str, Any], out_dir: Path,
         "T": cfg.T, "dt_s": DT, "input_encoding": ENCODING,
         "batchnorm_folded": list(step.folded), "neurons": mapping["layers"],
         "mapping": mapping["text"], "verification": checks,
-        "events_per_inference": events_section(graph, _estimate(model, test_x, cfg.T), cfg.T),
+        "events_per_inference": events_section(graph, ours.estimate, cfg.T),
     }
     card_path = out_dir / f"{trial_id}.json"
     card_path.write_text(json.dumps(card, indent=2, default=float))

@@ -97,7 +97,8 @@ def _fold(weighted: nn.Module, bn: nn.Module) -> nn.Module:
 
 def _pairs(module: nn.Module) -> nn.Module:
     """Average pooling with (h, w) pairs: NIR's AvgPool2d holds arrays of two, but spikingjelly
-    writes an int as given (``AvgPool2d(2)``), which NIR readers such as snnTorch cannot iterate."""
+    writes an int as given (``AvgPool2d(2)``), which NIR readers such as snnTorch cannot
+    iterate."""
     if isinstance(module, nn.AvgPool2d):
         from torch.nn.modules.utils import _pair
 

@@ -21,7 +21,7 @@ from spikingjelly.activation_based import neuron
 
 from snnsearch.export.graph import DT
 
-TEXT = __doc__.split("\n\n", 1)[1].strip()
+TEXT = (__doc__ or "\n\n").split("\n\n", 1)[1].strip()  # the mapping, for the card
 
 
 def _tau(module: nn.Module) -> float | None:

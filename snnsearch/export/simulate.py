@@ -34,12 +34,14 @@ class RunResult:
     layer_spikes: neuron layer (execution order) → spikes on the probe batch.
     events: weight layer (execution order) → synaptic events per image (spiking inputs only).
     macs: weight layer → MACs per image for layers fed real values (the direct-encoded image).
+    estimate: the trainable's estimate, (layer, "mac"|"ac", ops per image) (``run_trained``).
     """
 
     counts: torch.Tensor
     layer_spikes: dict[str, float] = field(default_factory=dict)
     events: dict[str, float] = field(default_factory=dict)
     macs: dict[str, float] = field(default_factory=dict)
+    estimate: list[tuple[str, str, float]] = field(default_factory=list)
 
     @property
     def predictions(self) -> torch.Tensor:
@@ -89,7 +91,8 @@ class _Recorder:
         self.macs = {name: 0.0 for name, _ in weights}
         self.handles = []
         for name, module in neurons:
-            self.handles.append(module.register_forward_hook(self._spike_hook(name, neuron_output)))
+            hook = self._spike_hook(name, neuron_output)
+            self.handles.append(module.register_forward_hook(hook))
         for name, module in weights:
             self.handles.append(module.register_forward_hook(self._weight_hook(name)))
 
@@ -131,21 +134,34 @@ def _finish(rec: _Recorder, counts: list[torch.Tensor], n: int, probe: bool) -> 
 @torch.no_grad()
 def run_trained(model: nn.Module, images: torch.Tensor, *, T: int,
                 batch_size: int = 500) -> RunResult:
-    """Our multi-step model: counts = rate readout × T; spikes of every spikingjelly node.
-    (Its MAC/event hooks see the static first layer once, as the trainable computes it.)"""
+    """Our multi-step model: counts = rate readout × T; spikes of every spikingjelly node; and,
+    from the same forward pass, the trainable's energy estimate (``energy.counting``:
+    (layer, "mac"|"ac", operations per image), averaged over every image) in ``estimate``."""
     from spikingjelly.activation_based import functional, neuron
+
+    from snnsearch.energy.counting import estimate_energy
 
     neurons = [(n, m) for n, m in model.named_modules() if isinstance(m, neuron.BaseNode)]
     rec = _Recorder(neurons, [], lambda out: out)
-    counts = []
+    counts: list[torch.Tensor] = []
+    totals: dict[tuple[str, str], float] = {}
+    spikes: dict[str, float] = {}
     for batch in _batches(images, batch_size):
         functional.reset_net(model)
-        counts.append(torch.round(model(batch) * T))
+        outputs: list[torch.Tensor] = []
+        report = estimate_energy(model, batch, timesteps=T, spiking=True,
+                                 forward=lambda m, x: outputs.append(m(x)))
+        counts.append(torch.round(outputs[0] * T))
+        for layer in report.layers:
+            key = (layer.name, layer.kind)
+            totals[key] = totals.get(key, 0.0) + layer.ops * len(batch)
         if len(counts) == 1:
             spikes = dict(rec.spikes)
     functional.reset_net(model)
     rec.close()
-    return RunResult(torch.cat(counts), spikes)
+    result = RunResult(torch.cat(counts), spikes)
+    result.estimate = [(name, kind, ops / len(images)) for (name, kind), ops in totals.items()]
+    return result
 
 
 @torch.no_grad()

@@ -77,6 +77,8 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
                    help="at the end, export these trials to NIR and log them as MLflow models: "
                         "the accuracy-energy front or the top K (default: front for a "
                         "'deploy: nir' space, else none; docs/export.md)")
+    p.add_argument("--export-test-images", type=int, metavar="N",
+                   help="check the exported files on the first N test images (default: all)")
     p.add_argument("--register", metavar="NAME",
                    help="register the logged MLflow models under NAME")
     p.add_argument("--smoke", action="store_true",

@@ -318,7 +318,8 @@ def _export_models(settings: SweepSettings, parent_id: str) -> str:
         top = None if settings.log_models == "front" else int(settings.log_models)
         # snnTorch is a dev dependency: the sweep checks the files with spikingjelly's importer.
         outcome = export_sweep(settings.sweep_dir, front=top is None, top_k=top,
-                               data_dir=settings.data_dir, second_framework=False)
+                               data_dir=settings.data_dir, second_framework=False,
+                               test_images=settings.export_test_images)
         lines = ["  exported models:", *summary_lines(outcome)]
         if outcome.exported:
             uris = log_sweep_models(settings.sweep_dir, outcome, tracking_uri=settings.mlflow_uri,

@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "warm_start": None,
     "log_models": None,  # None: "front" for a `deploy: nir` space, else "none" (docs/export.md)
     "register": None,
+    "export_test_images": None,  # None: the whole test set
 }
 
 # Config keys holding file or folder paths (made absolute on the driver, see trial_fixed).
@@ -137,6 +138,7 @@ class SweepSettings:
     warm_start: str | None = None
     log_models: str = "none"
     register: str | None = None
+    export_test_images: int | None = None
 
     @property
     def sweep_dir(self) -> str:
@@ -227,7 +229,16 @@ def resolve_settings(
         warm_start=_storage.normalize(merged["warm_start"]) if merged["warm_start"] else None,
         log_models=_log_models(merged["log_models"], space, merged["register"]),
         register=str(merged["register"]) if merged["register"] else None,
+        export_test_images=_positive(merged["export_test_images"], "--export-test-images"),
     )
+
+
+def _positive(value: Any, flag: str) -> int | None:
+    if value is None:
+        return None
+    if int(value) < 1:
+        raise ValueError(f"{flag} must be >= 1, got {value}")
+    return int(value)
 
 
 def _log_models(value: Any, space: SearchSpace, register: Any) -> str:
