@@ -35,16 +35,18 @@ def export_links(sweep_dir: str, trial_ids: Iterable[str]) -> str | None:
         card = _read_json(_storage.join(sweep_dir, EXPORT_DIR, files["card"]))
         nir_href = html.escape(f"{EXPORT_DIR}/{files['nir']}")
         card_href = html.escape(f"{EXPORT_DIR}/{files['card']}")
-        line = (f'<b>{html.escape(str(trial))}</b>: <a href="{nir_href}">{html.escape(files["nir"])}'
-                f'</a> · <a href="{card_href}">card</a>')
+        line = (f'<b>{html.escape(str(trial))}</b>: <a href="{nir_href}">'
+                f'{html.escape(files["nir"])}</a> · <a href="{card_href}">card</a>')
         check = card.get("verification", {}).get("spikingjelly", {})
         events = card.get("events_per_inference", {})
         if check:
             line += (f" · the file agrees with the trained net on "
-                     f"{100 * check['prediction_agreement']:.2f}% of {check['images']} test images")
+                     f"{100 * check['prediction_agreement']:.2f}% of {check['images']} test "
+                     "images")
         if events:
-            line += (f" · {events['graph']['synaptic_events']:.4g} synaptic events per inference on "
-                     f"the target (estimate {events['estimate']['synaptic_events']:.4g})")
+            line += (f" · {events['graph']['synaptic_events']:.4g} synaptic events per "
+                     f"inference on the target (estimate "
+                     f"{events['estimate']['synaptic_events']:.4g})")
         items.append(line)
     if not items:
         return None

@@ -1,5 +1,5 @@
-"""``fixed: {deploy: nir}``: the preflight refuses a space with any choice NIR cannot hold, with one
-line naming the key and the fix, before Ray starts; the shipped NIR space passes."""
+"""``fixed: {deploy: nir}``: the preflight refuses a space with any choice NIR cannot hold, with
+one line naming the key and the fix, before Ray starts; the shipped NIR space passes."""
 
 from __future__ import annotations
 
