@@ -1,5 +1,6 @@
 """The proof that the exported graph is the trained network: one real (small) sweep on real MNIST
-over a ``deploy: nir`` space (an FC-SNN and a CSNN), exported at the sweep's end, loaded back by
+over a ``deploy: nir`` space (an FC-SNN and a CSNN), both exported at the sweep's end
+(``--log-models 2``: the top two, since either may dominate the other on the front), loaded back by
 spikingjelly and by snnTorch (a framework we do not train with) and by MLflow by URI.
 
 One module-scoped sweep serves every assertion. The sweep's hook checks the files on the first
@@ -35,7 +36,7 @@ def sweep(ray_local: None, tmp_path_factory: pytest.TempPathFactory, mlflow_uri:
     storage = tmp_path_factory.mktemp("export")
     code = main("mnist", ["--space", str(SPACE), "--storage", str(storage), "--name", "proof",
                           "--mlflow-uri", mlflow_uri, "--data-dir", str(data_root),
-                          "--register", "mnist-nir-proof",
+                          "--log-models", "2", "--register", "mnist-nir-proof",
                           "--export-test-images", str(TEST_IMAGES)])
     assert code == 0
     sweep_dir = storage / "proof"
@@ -133,9 +134,15 @@ def test_the_best_trial_loads_from_mlflow_by_uri(sweep: dict) -> None:
 
 
 def test_the_report_links_each_front_point_to_its_files(sweep: dict) -> None:
+    from snnsearch.reporting.front import front_columns, snn_front
+
     page = (sweep["dir"] / "report.html").read_text()
+    y, x = front_columns(sweep["table"], "val_acc")
+    front = set(snn_front(sweep["table"], y, "max", x)["trial_id"])
+    assert front and front <= set(sweep["cards"])  # both trials were exported (top 2)
     for trial in sweep["cards"]:
-        assert f'href="export/{trial}.nir"' in page and f'href="export/{trial}.json"' in page
+        linked = f'href="export/{trial}.nir"' in page and f'href="export/{trial}.json"' in page
+        assert linked == (trial in front), trial
 
 
 def test_the_cli_exports_one_trial_and_refuses_bad_input(sweep: dict, tmp_path: Path) -> None:
