@@ -31,8 +31,12 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800)]
 @pytest.fixture(scope="module")
 def sweep(ray_local: None, tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str,
           data_root: Path) -> dict:
+    from snnsearch.classify.data import load_classification
     from snnsearch.sweep.cli import main
 
+    # Extract the shared .gz files once here: two trials extracting a fresh root at the same
+    # time can read each other's half-written files (an md5 mismatch in one of them).
+    load_classification("mnist", root=data_root, val_size=1000)
     storage = tmp_path_factory.mktemp("export")
     code = main("mnist", ["--space", str(SPACE), "--storage", str(storage), "--name", "proof",
                           "--mlflow-uri", mlflow_uri, "--data-dir", str(data_root),
