@@ -34,7 +34,7 @@ class ClassifyConfig(ModelShape):
     surrogate_alpha: float = 2.0
     detach_reset: bool = True
     # hidden_layers, hidden_width, conv_blocks, channels, embed_dim, heads, blocks, patch_size,
-    # mlp_ratio: from ModelShape
+    # mlp_ratio, pool: from ModelShape
     loss: str = "auto"
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -51,10 +51,11 @@ class ClassifyConfig(ModelShape):
     energy_model: str = "compute45"
     sram_kb: float = 32.0
     figures: bool = True
+    deploy: str = "none"  # "nir": the space is exportable by construction (spaces/deploy.py)
 
     SHAPE_KEYS = (
         "dataset", "model", "neuron", "hidden_layers", "hidden_width", "conv_blocks", "channels",
-        "embed_dim", "heads", "blocks", "patch_size", "mlp_ratio",
+        "embed_dim", "heads", "blocks", "patch_size", "mlp_ratio", "pool",
     )
 
     def __post_init__(self) -> None:
@@ -67,6 +68,8 @@ class ClassifyConfig(ModelShape):
             raise ValueError(f"lr must be > 0 (got {self.lr})")
         if self.loss not in ("auto", "mse", "ce"):
             raise ValueError(f"loss must be auto, mse or ce (got {self.loss!r})")
+        if self.deploy not in ("none", "nir"):
+            raise ValueError(f"deploy must be none or nir (got {self.deploy!r})")
         if self.lr_schedule not in ("cosine", "none"):
             raise ValueError(f"lr_schedule must be cosine or none (got {self.lr_schedule!r})")
         self.neuron_spec()  # validates tau, D, neuron kind, threshold with one-line errors

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from snnsearch.reporting import figures as F
 from snnsearch.reporting import front as P
+from snnsearch.reporting.export_links import export_links
 from snnsearch.reporting.importance import Importance, importances, objective_column
 from snnsearch.reporting.page import Section, Table, cell, to_html, to_markdown
 from snnsearch.reporting.params import ParamInfo, label, load_params, shown
@@ -115,7 +116,8 @@ def write_report(
     compared = report_section(table, settings)  # report grids: the report's numbers beside ours
     if compared is not None:
         sections.insert(0, compared)
-    front_sec, front = _front_section(table, history, metric, mode, objectives, settings)
+    front_sec, front = _front_section(table, history, metric, mode, objectives, settings,
+                                      sweep_dir)
     sections.append(front_sec)
     if repeats is not None and not repeats.empty:
         from snnsearch.reporting.repeats import repeats_section
@@ -220,8 +222,8 @@ def _importance_section(found: Sequence[Importance]) -> Section:
 
 
 def _front_section(table: pd.DataFrame, history: pd.DataFrame, metric: str, mode: str,
-                   objectives: Sequence[tuple[str, str]], settings: dict[str, Any]
-                   ) -> tuple[Section, pd.DataFrame]:
+                   objectives: Sequence[tuple[str, str]], settings: dict[str, Any],
+                   sweep_dir: str = "") -> tuple[Section, pd.DataFrame]:
     sec = Section("front", f"{metric} against energy, with ANN baselines")
     cols = P.front_columns(table, metric)
     front = P.snn_front(table, cols[0], mode, cols[1]) if cols else table.iloc[:0]
@@ -234,6 +236,9 @@ def _front_section(table: pd.DataFrame, history: pd.DataFrame, metric: str, mode
                   label(r.get("config/model", r.get("config/encoder"))), "relu", 1, ""]
                  for _, r in P.ann_baselines(table, cols[0], mode).iterrows()]
         sec.table(Table(["trial", metric, "energy_mj", "model", "neuron", "T", "D"], rows))
+        links = export_links(sweep_dir, front["trial_id"].astype(str)) if len(front) else None
+        if links:
+            sec.text(links)
     hv_objs = list(objectives) if len(objectives) >= 2 else []
     if hv_objs:
         bad = table[(table["status"] == "errored").to_numpy() | P.ann_mask(table)]["trial_id"]

@@ -3,7 +3,7 @@
 (``tuner``), a sweep's life from start to summary (``run``), storage lock, state signing,
 interrupts, repeats and warm starts.
 
-May import: snnsearch.storage, snnsearch.reporting, snnsearch.tracking, snnsearch.search, snnsearch.spaces,
+May import: snnsearch.export, snnsearch.storage, snnsearch.reporting, snnsearch.tracking, snnsearch.search, snnsearch.spaces,
 snnsearch.classify, snnsearch.depth, snnsearch.snn, snnsearch.training, snnsearch.energy,
 snnsearch.registry, snnsearch.constants (everything but snnsearch.testing).
 """

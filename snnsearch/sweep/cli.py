@@ -74,6 +74,14 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     p.add_argument("--warm-start", metavar="SWEEP_DIR",
                    help="seed the sampler with the completed trials of an earlier sweep over "
                         "the same space keys")
+    p.add_argument("--log-models", metavar="front|K|none",
+                   help="at the end, export these trials to NIR and log them as MLflow models: "
+                        "the accuracy-energy front or the top K (default: front for a "
+                        "'deploy: nir' space, else none; docs/export.md)")
+    p.add_argument("--export-test-images", type=int, metavar="N",
+                   help="check the exported files on the first N test images (default: all)")
+    p.add_argument("--register", metavar="NAME",
+                   help="register the logged MLflow models under NAME")
     p.add_argument("--smoke", action="store_true",
                    help="tiny data, few epochs and samples: a ~1 minute check on 2 CPUs")
     return p

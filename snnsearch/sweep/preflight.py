@@ -21,6 +21,7 @@ from typing import Any
 
 from snnsearch.storage import sweepdir as _storage
 from snnsearch.spaces.checks import check_space
+from snnsearch.spaces.deploy import check_deploy
 from snnsearch.spaces.space import SearchSpace
 from snnsearch.sweep.settings import SweepSettings, trial_fixed
 from snnsearch.sweep.tasks import TASKS, reported, task_gates
@@ -46,6 +47,7 @@ def check_inputs(settings: SweepSettings, space: SearchSpace) -> None:
     fixed = trial_fixed(space, settings)
     run_space = space.with_fixed(fixed)
     check_space(run_space, task_gates(space.trainable))
+    check_deploy(run_space)  # fixed: {deploy: nir} (snnsearch/spaces/deploy.py)
     check_data(run_space)
     check_local_resources(settings)
 

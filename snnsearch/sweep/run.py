@@ -260,6 +260,8 @@ def _finish(
         text += "\n" + _pareto(settings, parent, parent_id, rows)
     local = not _storage.is_uri(table_path)
     energy_files = _energy_table(settings, rows) if local else []  # before: the report shows it
+    if settings.log_models != "none" and local:  # before the report: it links the files
+        text += "\n" + _export_models(settings, parent_id)
     report, line = sweep_end.build_report(settings.sweep_dir, settings.to_dict(), rows)
     text += "\n" + line
     files = [table_path, *energy_files] if local else []
@@ -338,6 +340,29 @@ def _pareto(
     if report.hypervolume is not None:
         line += f"; hypervolume {report.hypervolume:.4g} (reference {report.reference})"
     return line
+
+
+def _export_models(settings: SweepSettings, parent_id: str) -> str:
+    """``--log-models``: the front (or top k) exported to NIR beside the table and logged as MLflow
+    models in the trials' runs (docs/export.md). Logged, never raised: the sweep is done."""
+    try:
+        from snnsearch.export.sweep_export import export_sweep, summary_lines
+        from snnsearch.export.tracking import log_sweep_models
+
+        top = None if settings.log_models == "front" else int(settings.log_models)
+        # snnTorch is a dev dependency: the sweep checks the files with spikingjelly's importer.
+        outcome = export_sweep(settings.sweep_dir, front=top is None, top_k=top,
+                               data_dir=settings.data_dir, second_framework=False,
+                               test_images=settings.export_test_images)
+        lines = ["  exported models:", *summary_lines(outcome)]
+        if outcome.exported:
+            uris = log_sweep_models(settings.sweep_dir, outcome, tracking_uri=settings.mlflow_uri,
+                                    register=settings.register, parent_run_id=parent_id)
+            lines += [f"  {trial}: MLflow model {uri}" for trial, uri in uris.items()]
+        return "\n".join(lines)
+    except Exception as err:  # noqa: BLE001 - the trials and the table are already safe
+        log.warning("model export failed: %s: %s", type(err).__name__, err)
+        return f"  model export failed: {type(err).__name__}: {str(err)[:200]}"
 
 
 def _parent_params(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:

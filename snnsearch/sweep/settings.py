@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "repeats": 0,
     "repeat_top": 3,
     "warm_start": None,
+    "log_models": None,  # None: "front" for a `deploy: nir` space, else "none" (docs/export.md)
+    "register": None,
+    "export_test_images": None,  # None: the whole test set
 }
 
 # Config keys holding file or folder paths (made absolute on the driver, see trial_fixed).
@@ -137,6 +140,9 @@ class SweepSettings:
     repeats: int = 0
     repeat_top: int = 3
     warm_start: str | None = None
+    log_models: str = "none"
+    register: str | None = None
+    export_test_images: int | None = None
 
     @property
     def sweep_dir(self) -> str:
@@ -226,6 +232,9 @@ def resolve_settings(
         repeats=int(merged["repeats"]),
         repeat_top=int(merged["repeat_top"]),
         warm_start=_storage.normalize(merged["warm_start"]) if merged["warm_start"] else None,
+        log_models=_log_models(merged["log_models"], space, merged["register"]),
+        register=str(merged["register"]) if merged["register"] else None,
+        export_test_images=_positive(merged["export_test_images"], "--export-test-images"),
     )
 
 
@@ -257,6 +266,26 @@ def _check_given(overrides: Mapping[str, Any]) -> None:
     if seed is not None and not SEED_RANGE[0] <= int(seed) <= SEED_RANGE[1]:
         raise ValueError(f"--seed {seed}: must be in {SEED_RANGE[0]}..{SEED_RANGE[1]} (numpy "
                          "seeds the samplers with it)")
+
+
+def _positive(value: Any, flag: str) -> int | None:
+    if value is None:
+        return None
+    if int(value) < 1:
+        raise ValueError(f"{flag} must be >= 1, got {value}")
+    return int(value)
+
+
+def _log_models(value: Any, space: SearchSpace, register: Any) -> str:
+    """``--log-models``: "front", "none" or a top-k count; default "front" for a space with
+    ``fixed: {deploy: nir}`` (or when ``--register`` is given), else "none"."""
+    if value is None:
+        deploy = space.fixed.get("deploy") == "nir"
+        return "front" if deploy or register else "none"
+    text = str(value).strip().lower()
+    if text in ("front", "none") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise ValueError(f"--log-models {value!r}: use front, none or a number of top trials (>= 1)")
 
 
 def _tiebreak(value: Any) -> str:

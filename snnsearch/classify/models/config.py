@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields, replace
 
 from snnsearch.snn.neurons import NeuronSpec
 
+POOLS = ("max", "avg")  # CSNN pooling choices (``ModelShape.pool``)
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -21,6 +23,8 @@ class ModelShape:
         hidden_layers, hidden_width: FC-SNN depth (0 = the single-layer net) and width.
         conv_blocks, channels: CSNN depth knob (conv–BN–neuron[–pool] blocks) and width.
         embed_dim, heads, blocks, patch_size, mlp_ratio: Spikformer shape.
+        pool: CSNN pooling, ``max`` (the tutorial's) or ``avg`` (what NIR and neuromorphic
+            chips represent; ``deploy: nir`` spaces need it, see docs/export.md).
     """
 
     hidden_layers: int = 0
@@ -32,6 +36,7 @@ class ModelShape:
     blocks: int = 1
     patch_size: int = 4
     mlp_ratio: float = 4.0
+    pool: str = "max"
 
     def shape(self) -> dict:
         """The :class:`ModelShape` fields of this object (of a subclass too) as keyword args."""
@@ -68,6 +73,8 @@ class ModelCfg(ModelShape):
             if not ok:
                 raise ValueError(f"{key} must be >= {0 if key == 'hidden_layers' else 1} "
                                  f"(got {getattr(self, key)})")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)} (got {self.pool!r})")
         if self.embed_dim % self.heads:
             raise ValueError(
                 f"embed_dim {self.embed_dim} must be divisible by heads {self.heads}"

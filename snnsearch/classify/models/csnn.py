@@ -1,7 +1,8 @@
 """Convolutional SNN (spikingjelly's CSNN tutorial shape; source report 99.48% on MNIST at T=4).
 
-[conv3×3 – BN – neuron – maxpool2] × conv_blocks (pooling on the first two blocks only, so more
+[conv3×3 – BN – neuron – pool2] × conv_blocks (pooling on the first two blocks only, so more
 blocks deepen the net at 7×7), then Flatten → Linear(C·7·7 → C·4·4) → neuron → Linear(→10) → neuron.
+``pool`` picks max (default) or average pooling; only average pooling exports to NIR.
 The first conv–BN sees the static image, so it runs once and is repeated over T.
 """
 
@@ -23,10 +24,11 @@ class CSNN(nn.Module):
         super().__init__()
         self.T = cfg.T
         c = cfg.channels
+        pool = layer.AvgPool2d if cfg.pool == "avg" else layer.MaxPool2d
         self.stem = nn.Sequential(
             nn.Conv2d(cfg.in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
         )
-        blocks: list[nn.Module] = [cfg.neuron.build(), layer.MaxPool2d(2, step_mode="m")]
+        blocks: list[nn.Module] = [cfg.neuron.build(), pool(2, step_mode="m")]
         side = cfg.image_size // 2
         for index in range(1, cfg.conv_blocks):
             blocks += [
@@ -35,7 +37,7 @@ class CSNN(nn.Module):
                 cfg.neuron.build(),
             ]
             if index < POOLED_BLOCKS:
-                blocks.append(layer.MaxPool2d(2, step_mode="m"))
+                blocks.append(pool(2, step_mode="m"))
                 side //= 2
         hidden = c * 4 * 4
         blocks += [
