@@ -107,7 +107,7 @@ NEURON_READS: dict[str, tuple[str, ...]] = {
     "relu": (),
 }
 # The ModelShape fields each classification family (and its ANN twin) reads.
-_FC, _CSNN = ("hidden_layers", "hidden_width"), ("conv_blocks", "channels")
+_FC, _CSNN = ("hidden_layers", "hidden_width"), ("conv_blocks", "channels", "pool")
 _SPIKFORMER = ("embed_dim", "heads", "blocks", "patch_size", "mlp_ratio")
 CLASSIFY_MODEL_READS: dict[str, tuple[str, ...]] = {
     "fc": _FC, "fc_ann": _FC, "csnn": _CSNN, "csnn_ann": _CSNN,
