@@ -17,13 +17,16 @@ from snnsearch.spaces.space import SearchSpace
 Gates = Mapping[str, Mapping[Any, Iterable[str]]]
 
 
-def check_space(space: SearchSpace, gates: Gates | None = None) -> None:
+def check_space(space: SearchSpace, gates: Gates | None = None, *,
+                defaults: frozenset[str] = frozenset()) -> None:
     """Raises a one-line ValueError for a parameter whose ``when`` can never hold, or one that
     only matters for values its gate key can never take on the parameter's branch.
 
     Args:
         space: the space with the run's fixed values applied (``space.with_fixed(...)``).
         gates: the task's gate tables (see ``Gates``); None: nothing is gated.
+        defaults: fixed keys the run supplies for every family (``--smoke``'s small widths),
+            not the user: a value no model of this run reads is no mistake there.
     """
     values: dict[str, set[Any] | None] = {k: {v} for k, v in space.fixed.items()}
     reachable: set[str] = set(space.fixed)
@@ -51,16 +54,19 @@ def check_space(space: SearchSpace, gates: Gates | None = None) -> None:
     for gate, table in (gates or {}).items():
         if gate in values:
             _check_gate(space, gate, {v: frozenset(keys) for v, keys in table.items()}, values,
-                        branches)
+                        branches, defaults)
 
 
 def _check_gate(space: SearchSpace, gate: str, table: Mapping[Any, frozenset[str]],
                 values: Mapping[str, set[Any] | None],
-                branches: Mapping[str, Mapping[str, set[Any]]]) -> None:
+                branches: Mapping[str, Mapping[str, set[Any]]],
+                defaults: frozenset[str] = frozenset()) -> None:
     """One gate: every key some of its values read must be reachable with one of them."""
     can_be = values[gate]
     for name in values:
         needed = {v for v, keys in table.items() if name in keys}
+        if name in defaults and name in space.fixed:
+            continue  # the run's own default for every family (check_space)
         if not needed or name == gate or len(needed) == len(table):
             continue  # not gated: read by no value (not this gate's key) or by every value
         branch = branches.get(name, {}).get(gate)

@@ -46,7 +46,10 @@ def check_inputs(settings: SweepSettings, space: SearchSpace) -> None:
     check_tracking_store(settings.mlflow_uri)
     fixed = trial_fixed(space, settings)
     run_space = space.with_fixed(fixed)
-    check_space(run_space, task_gates(space.trainable))
+    # --smoke fixes small widths for every model family: not the user's choice to judge.
+    smoke_defaults = (frozenset(space.smoke.get("fixed", {})) - set(space.fixed)
+                      if settings.smoke else frozenset())
+    check_space(run_space, task_gates(space.trainable), defaults=smoke_defaults)
     check_deploy(run_space)  # fixed: {deploy: nir} (snnsearch/spaces/deploy.py)
     check_data(run_space)
     check_local_resources(settings)

@@ -100,10 +100,11 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
         warm = load_warm_start(settings.warm_start, searched,
                                settings.objectives or ((settings.metric, settings.mode),))
     preflight(settings)
-    print(user_cache.summary_line(), flush=True)  # decoded frames, synthetic scenes: their size
     # One driver per sweep directory; released (and the directory removed if still empty) on
     # every exit, so a refusal below leaves nothing in the storage.
     with SweepLock(sweep_dir=sweep_dir), stop_when_full(sweep_dir):
+        # Decoded frames and synthetic scenes: their size (once the sweep is really starting).
+        print(user_cache.summary_line(), flush=True)
         return _run_locked(settings, space, trainable, warm)
 
 

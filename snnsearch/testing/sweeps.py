@@ -55,6 +55,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now: all sockets stay bound until
+    every port is chosen (one :func:`free_port` after another can return the same port twice,
+    which made a Ray head refuse to start: two components on one port)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def classification_root(tmp: Path, shared_data: Path) -> Path:
     """A writable dataset root whose MNIST/FashionMNIST ``raw/*.gz`` link to the shared files
     (torchvision extracts next to them, so the read-only originals cannot be used directly)."""

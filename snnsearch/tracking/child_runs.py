@@ -17,6 +17,7 @@ Ops (JSON-able dicts, so they can wait in the spill file):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -234,6 +235,27 @@ class ChildRuns:
             self.client.set_terminated(run_id, status="KILLED")
             self.client.delete_run(run_id)
             del self.runs[trial_id]
+
+
+def stored_results(trial: Any) -> list[dict[str, Any]]:
+    """The results in the trial's ``result.json`` on the storage (JSON lines, nothing
+    unpickled); none when it cannot be read."""
+    try:
+        fs = trial.storage.storage_filesystem
+        with fs.open_input_stream(f"{trial.storage.trial_fs_path}/result.json") as stream:
+            text = stream.readall().decode("utf-8", errors="replace")
+    except (OSError, AttributeError) as err:
+        log.warning("results of %s not replayed to MLflow: %s", trial, err)
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the kill
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _floats(metrics: Any) -> dict[str, float]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -35,7 +36,7 @@ from ray.tune import Callback
 
 from snnsearch.constants import STOP_REASON
 from snnsearch.tracking import summary as S
-from snnsearch.tracking.child_runs import ChildRuns
+from snnsearch.tracking.child_runs import ChildRuns, stored_results
 from snnsearch.tracking.mlflow_client import (
     _MAX_NOTE_LEN,
     _MAX_PARAM_LEN,
@@ -203,17 +204,20 @@ class NestedMlflowCallback(Callback):
         self.flush_timeout_s = flush_timeout_s
         self._writer: WriterPool | None = None
         self._folder: Path | None = None
+        self._closed: set[str] = set()  # trials whose close op this driver queued
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_writer"] = state["_folder"] = None
+        state["_closed"] = set()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A sweep started before the writer existed stores a callback without these fields.
         defaults = {"sweep_dir": None, "max_buffer": 20_000, "writers": 4,
                     "flush_timeout_s": None, "role": "trial", "key_metrics": ()}
-        self.__dict__.update({**defaults, **state, "_writer": None, "_folder": None})
+        self.__dict__.update({**defaults, **state, "_writer": None, "_folder": None,
+                              "_closed": set()})
 
     @property
     def folder(self) -> Path:
@@ -266,14 +270,33 @@ class NestedMlflowCallback(Callback):
             self.writer.put({"op": "artifacts", "trial": trial.trial_id, "files": files})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        self._closed.add(trial.trial_id)
         self.writer.put(_close_op(trial, None))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        self._closed.add(trial.trial_id)
         self.writer.put(_close_op(trial, _error_text(trial)))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.writer.put({"op": "drop_lost", "keep": [t.trial_id for t in trials]})
+        for trial in trials:
+            if trial.trial_id not in self._closed and trial.status in ("TERMINATED", "ERROR"):
+                self._replay_finished(trial)
         self.finish()
+
+    def _replay_finished(self, trial: Trial) -> None:
+        """Queues again what a killed driver may have held in memory for a trial that finished
+        before it died (Ray restores such a trial finished and calls no callback for it): its
+        child (reopened or created), every result in its ``result.json`` (the writer skips the
+        steps MLflow already has) and its close. Without it a ``kill -9`` left children RUNNING
+        with their last epochs missing."""
+        self.on_trial_start(0, [], trial)
+        for result in stored_results(trial):
+            self.writer.put({"op": "result", "trial": trial.trial_id,
+                             "step": int(result.get("training_iteration") or 0),
+                             "time": _now_ms(), "metrics": numeric_metrics(result)})
+        self._closed.add(trial.trial_id)
+        self.writer.put(_close_op(trial, _error_text(trial) if trial.status == "ERROR" else None))
 
     def flush(self, timeout_s: float = 60.0) -> WriterReport:
         """Waits (at most ``timeout_s``) until everything queued is in MLflow."""
@@ -295,12 +318,16 @@ class NestedMlflowCallback(Callback):
                         timeout, report.last_error, self.folder)
         if self.sweep_dir:
             write_report(self.sweep_dir, self.role, report)
+        if not report.unwritten_ops and self._folder is not None:
+            # Nothing left to replay: the spill/staging folder goes (one in the temp dir, for a
+            # callback without a local sweep directory, would otherwise stay there forever).
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
         return report
 
     def _stage_figures(self, trial: Trial, checkpoint: Checkpoint) -> list[list[str]]:
         """Copies the checkpoint's figures and energy tables to the staging folder: Ray may
         delete the checkpoint (``num_to_keep``) before the writer uploads them."""
-        import shutil
 
         step = int((trial.last_result or {}).get("training_iteration") or 0)
         files: list[list[str]] = []

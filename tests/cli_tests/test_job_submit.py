@@ -16,25 +16,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from snnsearch.testing.sweeps import free_port, pids_with_arg, stop_ray_head, sweep_runs
+from snnsearch.testing.sweeps import free_ports, pids_with_arg, stop_ray_head, sweep_runs
 from snnsearch.tracking import mlflow_logging as M
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _head_command(temp_dir: Path, gcs: int, dashboard: int) -> list[str]:
-    ports = {
-        "--port": gcs, "--dashboard-port": dashboard, "--ray-client-server-port": free_port(),
-        "--node-manager-port": free_port(), "--object-manager-port": free_port(),
-        "--metrics-export-port": free_port(), "--dashboard-agent-listen-port": free_port(),
-        "--dashboard-agent-grpc-port": free_port(), "--runtime-env-agent-port": free_port(),
-    }
+def _head_command(temp_dir: Path, ports: list[int]) -> list[str]:
+    flags = ("--port", "--dashboard-port", "--ray-client-server-port", "--node-manager-port",
+             "--object-manager-port", "--metrics-export-port", "--dashboard-agent-listen-port",
+             "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
+    by_flag = dict(zip(flags, ports, strict=True))
     low = 30000 + (os.getpid() % 500) * 40
     return ["ray", "start", "--head", "--block", "--temp-dir", str(temp_dir), "--num-cpus", "2",
             "--node-ip-address", "127.0.0.1", "--include-dashboard", "true",
             "--dashboard-host", "127.0.0.1", "--min-worker-port", str(low),
             "--max-worker-port", str(low + 39),
-            *[str(x) for pair in ports.items() for x in pair]]
+            *[str(x) for pair in by_flag.items() for x in pair]]
 
 
 def _wait_for_jobs_api(address: str, env: dict, head: subprocess.Popen, log: Path) -> None:
@@ -58,10 +56,10 @@ def test_ray_job_submit_smoke_sweep(tmp_path: Path, data_root: Path) -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     env.pop("RAY_ADDRESS", None)
     env.pop("MLFLOW_TRACKING_URI", None)
-    gcs, dashboard = free_port(), free_port()
-    address = f"http://127.0.0.1:{dashboard}"
+    ports = free_ports(9)  # distinct: gcs, dashboard, then the other components
+    address = f"http://127.0.0.1:{ports[1]}"
     log = tmp_path / "head.log"
-    head = subprocess.Popen(_head_command(temp_dir, gcs, dashboard), env=env, cwd=REPO,
+    head = subprocess.Popen(_head_command(temp_dir, ports), env=env, cwd=REPO,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:

@@ -45,10 +45,12 @@ def tracking(
     return mlflow_uri, parent, run_id
 
 
-def _callback(uri: str, parent: M.SweepParentRun, run_id: str) -> M.NestedMlflowCallback:
+def _callback(uri: str, parent: M.SweepParentRun, run_id: str,
+              sweep_dir: Path) -> M.NestedMlflowCallback:
+    # A sweep directory of the test's own: without one the spill folder is a temp folder.
     return M.NestedMlflowCallback(
         tracking_uri=uri, experiment_id=parent.experiment_id, parent_run_id=run_id, sweep="sweep",
-        key_metrics=M.key_metric_names(["val_acc"]),
+        key_metrics=M.key_metric_names(["val_acc"]), sweep_dir=str(sweep_dir),
     )
 
 
@@ -62,9 +64,9 @@ def _run(cb: M.NestedMlflowCallback, trial: FakeTrial, epochs: int, **extra: Any
         cb.on_trial_result(0, [], trial, result)
 
 
-def test_children_nest_with_params_metrics_and_status(tracking: tuple) -> None:
+def test_children_nest_with_params_metrics_and_status(tracking: tuple, tmp_path: Path) -> None:
     uri, parent, run_id = tracking
-    cb = _callback(uri, parent, run_id)
+    cb = _callback(uri, parent, run_id, tmp_path)
     full, cut, broken, quiet = (
         FakeTrial(t, {"epochs": 3, "lr": 0.01}) for t in ("a", "b", "c", "d"))
     _run(cb, full, 3)
@@ -109,9 +111,11 @@ def test_children_nest_with_params_metrics_and_status(tracking: tuple) -> None:
     assert by_trial["a"].data.tags["version.ray"].startswith("2.60")
 
 
-def test_restored_callback_reuses_children_instead_of_duplicating(tracking: tuple) -> None:
+def test_restored_callback_reuses_children_instead_of_duplicating(
+    tracking: tuple, tmp_path: Path
+) -> None:
     uri, parent, run_id = tracking
-    cb = _callback(uri, parent, run_id)
+    cb = _callback(uri, parent, run_id, tmp_path)
     trial = FakeTrial("a", {"epochs": 4})
     _run(cb, trial, 2)
     cb.flush(60)
@@ -132,7 +136,7 @@ def test_restored_callback_reuses_children_instead_of_duplicating(tracking: tupl
 
 
 def test_parent_gets_summary_and_mlflow_errors_never_raise(
-    tracking: tuple, monkeypatch: pytest.MonkeyPatch
+    tracking: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     uri, parent, run_id = tracking
     summary = {"metric": "val_acc", "mode": "max", "trials": 2, "total_trial_time_s": 7.0,
@@ -146,7 +150,8 @@ def test_parent_gets_summary_and_mlflow_errors_never_raise(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     broken = M.NestedMlflowCallback(tracking_uri="http://127.0.0.1:9", experiment_id="0",
-                                    parent_run_id="x", sweep="s", flush_timeout_s=1.0)
+                                    parent_run_id="x", sweep="s", flush_timeout_s=1.0,
+                                    sweep_dir=str(tmp_path))
     broken.on_trial_start(0, [], FakeTrial("z", {}))  # unreachable server: queued, no raise
     report = broken.finish()
     assert report.unwritten_ops == 1 and report.retries >= 1 and report.last_error
