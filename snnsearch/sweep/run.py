@@ -103,8 +103,6 @@ def run_sweep(settings: SweepSettings, space: SearchSpace) -> SweepOutcome:
     # One driver per sweep directory; released (and the directory removed if still empty) on
     # every exit, so a refusal below leaves nothing in the storage.
     with SweepLock(sweep_dir=sweep_dir), stop_when_full(sweep_dir):
-        # Decoded frames and synthetic scenes: their size (once the sweep is really starting).
-        print(user_cache.summary_line(), flush=True)
         return _run_locked(settings, space, trainable, warm)
 
 
@@ -164,6 +162,8 @@ def _run_locked(
                       f"({warm.skipped} skipped: outside this space or without a value)")
         state_hmac.sign(sweep_dir, name=settings.name)  # tuner.pkl, written by the Tuner
         recovery.kill_point("after-tuner")
+        # Decoded frames and synthetic scenes: their size, once the sweep really starts.
+        print(user_cache.summary_line(), flush=True)
         with table_console(), stop_on_signals() as stop:
             results = tuner.fit()
         state_hmac.sign(sweep_dir, name=settings.name)  # the final snapshot

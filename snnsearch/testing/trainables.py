@@ -20,6 +20,7 @@ tests/) so Ray worker processes on every node can import them by name.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -133,7 +134,9 @@ def _report(metrics: dict[str, Any], epoch: int,
     """``tune.report`` with a checkpoint holding ``state.json`` (and what ``extra`` writes)."""
     from ray import tune
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # In the trial's working dir (Ray's session folder): a worker killed by a fault test would
+    # otherwise leave the folder in the temp dir.
+    with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmp:
         (Path(tmp) / "state.json").write_text(json.dumps({"epoch": epoch}))
         if extra is not None:
             extra(Path(tmp))

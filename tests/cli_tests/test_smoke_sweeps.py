@@ -71,11 +71,15 @@ def test_smoke_sweep(
     assert [a.path for a in tables] == ["energy/epoch_001/layers.csv"]
     if task == "depth":
         # No silence stopping for depth (the membrane shortcut still predicts): a spiking trial
-        # completes; one checkpoint per trial keeps the whole sweep small.
+        # completes.
         assert (table["status"] == "completed").any(), table[["status", "epochs_run"]]
-        written = sum(p.stat().st_size for p in (tmp_path / f"smoke-{task}").rglob("*")
-                      if p.is_file())
-        assert written <= 150 * 2**20, written / 2**20
+        # At most two checkpoints per trial (the latest, and the best by the metric: the
+        # selected epoch snnsearch.evaluate tests), so the sweep stays small.
+        sweep = tmp_path / f"smoke-{task}"
+        for trial_dir in {p.parent for p in sweep.glob("*/params.json")}:
+            assert len(list(trial_dir.glob("checkpoint_*"))) <= 2, trial_dir
+        written = sum(p.stat().st_size for p in sweep.rglob("*") if p.is_file())
+        assert written <= samples * 2 * 32 * 2**20, written / 2**20
         _evaluate_best_trial_once(tmp_path / f"smoke-{task}", data_dir, mlflow_uri, capsys)
 
 

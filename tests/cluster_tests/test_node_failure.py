@@ -71,8 +71,12 @@ def _kill_busiest_node(fake, sweep_dir: Path, killed: list) -> None:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_killed_node_trials_resume_elsewhere_from_their_checkpoint(
-    fake_gpu_cluster, tmp_path: Path
+    fake_gpu_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The killer watches result.json on the storage, which Ray syncs with each experiment
+    # snapshot (period >= 10 s by default since checkpoints are trimmed by our callback): every
+    # second here, so it sees the trials' epochs while they still run.
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "1")
     space = load_space(_space(tmp_path))
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     settings = resolve_settings(space, task="nodes", overrides={

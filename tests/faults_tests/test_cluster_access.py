@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def _token_head(token: str) -> Iterator[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         log.close()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _sweep_cli(tmp: Path, env: dict[str, str], data_root: Path) -> subprocess.Popen:
