@@ -36,12 +36,18 @@ def register_spikingjelly_ops() -> None:
         importlib.import_module(f"spikingjelly._ops.{name}")
 
 
-def load_model(uri: str) -> nn.Module:
-    """``mlflow.pytorch.load_model(uri)`` with spikingjelly's ops registered first."""
+def load_model(uri: str, *, dst_path: str | None = None) -> nn.Module:
+    """``mlflow.pytorch.load_model(uri)`` with spikingjelly's ops registered first.
+
+    Args:
+        uri: ``runs:/<run id>/model`` or ``models:/<name>/<version>``.
+        dst_path: where the artifacts are downloaded (MLflow's default is a temporary folder
+            it never removes).
+    """
     import mlflow.pytorch
 
     register_spikingjelly_ops()
-    return mlflow.pytorch.load_model(uri)
+    return mlflow.pytorch.load_model(uri, dst_path=dst_path)
 
 
 def _requirements() -> list[str]:

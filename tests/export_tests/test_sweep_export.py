@@ -111,7 +111,7 @@ def test_events_on_the_target_match_the_trainables_estimate(sweep: dict, model: 
     assert events["graph"]["macs"] == pytest.approx(events["estimate"]["macs"], rel=1e-9)
 
 
-def test_the_best_trial_loads_from_mlflow_by_uri(sweep: dict) -> None:
+def test_the_best_trial_loads_from_mlflow_by_uri(sweep: dict, tmp_path: Path) -> None:
     import mlflow
 
     from snnsearch.export.mlflow_models import MODEL_NAME, NIR_ARTIFACTS
@@ -124,7 +124,8 @@ def test_the_best_trial_loads_from_mlflow_by_uri(sweep: dict) -> None:
     assert len(runs) == 1
     run_id = runs[0].info.run_id
     mlflow.set_tracking_uri(sweep["uri"])
-    loaded = mlflow.pytorch.load_model(f"runs:/{run_id}/{MODEL_NAME}")
+    # dst_path: without it MLflow downloads into a temp folder it never removes.
+    loaded = mlflow.pytorch.load_model(f"runs:/{run_id}/{MODEL_NAME}", dst_path=str(tmp_path))
     state = load_checkpoint(sorted(Path(best["path"]).glob("checkpoint_*"))[-1])
     trained, _ = load_trained(state)
     x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
