@@ -15,7 +15,7 @@ same order) into one preallocated buffer in this process, on one core, measured 
 right after each cache measurement in the same run (the better of the two counts); the cache path
 is printed as its share of that limit, with the 1-minute load average (the machine is shared).
 
-    python bench/depth_input.py --root ../shared/data/kitti_raw_sample --repeat 3
+    python bench/depth_input.py --root /path/to/kitti_raw --repeat 3
     python bench/depth_input.py --root /data/kitti --json out.json --step   # on a GPU node
 
 ``--step`` (CUDA only) also feeds a real train step (MS-ResNet-18, T=2, I-LIF D=4) from the cache

@@ -212,9 +212,17 @@ def restore_tuner(
     callbacks (with the parent run id) come back from the sweep directory. ``param_space``: the
     fixed values (``trial_fixed``), which Ray does not keep in ``tuner.pkl``: without them the
     trials sampled after a resume ran on the trainable's defaults. ``resume_errored``: errored
-    trials continue from their checkpoints too (after a full disk failed them)."""
+    trials continue from their checkpoints too (after a full disk failed them).
+
+    The signatures are checked here, immediately before Ray unpickles ``tuner.pkl`` and the
+    experiment state, whatever path led here (the driver's earlier check gives the fast
+    one-line refusal before Ray starts; this one leaves no gap of MLflow and Ray start-up).
+    """
     from ray import tune
 
+    from snnsearch.sweep import state_hmac
+
+    state_hmac.verify(settings.sweep_dir, name=settings.name)
     return tune.Tuner.restore(
         settings.sweep_dir, trainable=_with_resources(trainable, settings),
         param_space=param_space,
