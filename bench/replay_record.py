@@ -22,6 +22,7 @@ CPU-sized choices (stated in the table's metadata and in docs/benchmarks.md):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -51,30 +52,77 @@ FIXED: dict[str, Any] = {
     "surrogate_alpha": 2.0, "energy_images": 16, "figures": False, "device": "cpu", "seed": 0,
 }
 GRID_KEYS = ("model", "neuron", "T", "tau", "D", "v_threshold", "hidden_layers", "hidden_width",
-             "conv_blocks", "channels", "lr")
+             "conv_blocks", "channels", "blocks", "embed_dim", "lr")
+# Each family's two depth knobs (the pair drawn together) and the placeholders when inactive.
+FAMILY_KNOBS = {"fc": ("hidden_layers", "hidden_width"), "csnn": ("conv_blocks", "channels"),
+                "spikformer": ("blocks", "embed_dim")}
+PLACEHOLDERS = {"hidden_layers": 0, "hidden_width": 128, "conv_blocks": 1, "channels": 8,
+                "blocks": 1, "embed_dim": 16}
 
 
-def full_grid() -> list[dict[str, Any]]:
-    """Every combination of the levels above (tau only for leaky neurons, D only for I-LIF)."""
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """One recording's grid: levels, fixed trainable settings and each family's share.
+
+    ``families`` maps model -> (depth pairs, timesteps, share of the draw). The draw is uniform
+    per dimension within a family (as a random searcher samples the shipped space).
+    """
+
+    fixed: dict[str, Any]
+    families: dict[str, tuple[tuple[tuple[int, int], ...], tuple[int, ...], float]]
+    thresholds: tuple[float, ...]
+    lrs: tuple[float, ...]
+    taus: tuple[float, ...] = TAUS
+    ds: tuple[int, ...] = DS
+    neurons: tuple[str, ...] = NEURONS
+    extra_columns: bool = True  # blocks/embed_dim/cpu_s/ann_macs (the MNIST table predates them)
+
+
+PROFILES: dict[str, Profile] = {
+    # Issue 11: 5 short epochs of tiny MNIST nets (bench/replay_mnist.parquet).
+    "mnist": Profile(FIXED, {"fc": (FC_DEPTH, TS, 0.5), "csnn": (CSNN_DEPTH, TS, 0.5)},
+                     THRESHOLDS, LRS, extra_columns=False),
+    # Issue 22: FashionMNIST long curves (>= 20 epochs), where early stopping can matter. Wider
+    # and deeper than the MNIST grid; Spikformer at the sizes one CPU core trains in about a
+    # minute per epoch-set (embed 16-32, T <= 4); the fixed threshold leaves the budget to the
+    # dimensions the issue names (neuron, T, tau, D, lr, width, depth).
+    "fashion_long": Profile(
+        {**FIXED, "dataset": "fashion", "train_subset": 2048, "val_size": 512,
+         "v_threshold": 1.0, "patch_size": 4, "heads": 2},
+        {"fc": (tuple(itertools.product((0, 1, 2, 3), (64, 128, 256, 512))), TS, 0.47),
+         "csnn": (tuple(itertools.product((1, 2, 3), (4, 8, 16))), TS, 0.40),
+         "spikformer": (((1, 16), (2, 16), (1, 32)), (1, 2, 4), 0.13)},
+        (1.0,), (1e-4, 3e-4, 1e-3, 3e-3)),
+}
+
+
+def full_grid(profile: Profile = PROFILES["mnist"]) -> list[dict[str, Any]]:
+    """Every combination of the levels (tau only for leaky neurons, D only for I-LIF)."""
     out = []
-    for model, depths in (("fc", FC_DEPTH), ("csnn", CSNN_DEPTH)):
-        for (a, b), neuron, T, thr, lr in itertools.product(depths, NEURONS, TS, THRESHOLDS, LRS):
-            taus = (2.0,) if neuron == "if" else TAUS
-            ds = DS if neuron == "ilif" else (1,)
+    for model, (depths, ts, _) in profile.families.items():
+        for (a, b), neuron, T, thr, lr in itertools.product(depths, profile.neurons, ts,
+                                                            profile.thresholds, profile.lrs):
+            taus = (2.0,) if neuron == "if" else profile.taus
+            ds = profile.ds if neuron == "ilif" else (1,)
             for tau, D in itertools.product(taus, ds):
-                cfg = {"model": model, "neuron": neuron, "T": T, "tau": tau, "D": D,
-                       "v_threshold": thr, "lr": lr, "hidden_layers": 0, "hidden_width": 128,
-                       "conv_blocks": 1, "channels": 8}
-                if model == "fc":
-                    cfg |= {"hidden_layers": a, "hidden_width": b}
-                else:
-                    cfg |= {"conv_blocks": a, "channels": b}
-                out.append(cfg)
+                out.append(_config(profile, model, neuron, T, tau, D, thr, lr, a, b))
     return out
 
 
-def draw(n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` distinct grid points, half fc and half csnn, each dimension drawn uniformly.
+def _config(profile: Profile, model: str, neuron: str, T: int, tau: float, D: int, thr: float,
+            lr: float, a: int, b: int) -> dict[str, Any]:
+    cfg = {"model": model, "neuron": neuron, "T": T, "tau": tau, "D": D, "v_threshold": thr,
+           "lr": lr}
+    knobs = [k for ks in FAMILY_KNOBS.values() for k in ks]
+    if not profile.extra_columns:
+        knobs = [k for k in knobs if k not in ("blocks", "embed_dim")]
+    cfg |= {k: PLACEHOLDERS[k] for k in knobs}
+    cfg |= dict(zip(FAMILY_KNOBS[model], (a, b), strict=True))
+    return cfg
+
+
+def draw(n: int, seed: int, profile: Profile = PROFILES["mnist"]) -> list[dict[str, Any]]:
+    """``n`` distinct grid points, each family its share, each dimension drawn uniformly.
 
     Uniform per dimension (as a random searcher samples the shipped space), not uniform over
     the grid: the grid holds 9x more I-LIF points (tau x D levels) than IF points.
@@ -82,23 +130,23 @@ def draw(n: int, seed: int) -> list[dict[str, Any]]:
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    by_key = {tuple(sorted(c.items())): c for c in full_grid()}
+    grid = {tuple(sorted(c.items())) for c in full_grid(profile)}
     picked: dict[tuple, dict[str, Any]] = {}
-    for model, depths, k in (("fc", FC_DEPTH, n // 2), ("csnn", CSNN_DEPTH, n - n // 2)):
+    families = list(profile.families.items())
+    for i, (model, (depths, ts, share)) in enumerate(families):
+        k = n - len(picked) if i == len(families) - 1 else round(n * share)
         target = len(picked) + k
         while len(picked) < target:
-            neuron = NEURONS[rng.integers(len(NEURONS))]
+            neuron = profile.neurons[rng.integers(len(profile.neurons))]
             a, b = depths[rng.integers(len(depths))]
-            cfg = {"model": model, "neuron": neuron, "T": int(rng.choice(TS)),
-                   "tau": 2.0 if neuron == "if" else float(rng.choice(TAUS)),
-                   "D": int(rng.choice(DS)) if neuron == "ilif" else 1,
-                   "v_threshold": float(rng.choice(THRESHOLDS)), "lr": float(rng.choice(LRS)),
-                   "hidden_layers": a if model == "fc" else 0,
-                   "hidden_width": b if model == "fc" else 128,
-                   "conv_blocks": a if model == "csnn" else 1,
-                   "channels": b if model == "csnn" else 8}
+            T = int(rng.choice(ts))
+            tau = 2.0 if neuron == "if" else float(rng.choice(profile.taus))
+            D = int(rng.choice(profile.ds)) if neuron == "ilif" else 1
+            cfg = _config(profile, model, neuron, T, tau, D,
+                          float(rng.choice(profile.thresholds)), float(rng.choice(profile.lrs)),
+                          a, b)
             key = tuple(sorted(cfg.items()))
-            assert key in by_key, cfg  # drawn points are grid points
+            assert key in grid, cfg  # drawn points are grid points
             picked.setdefault(key, cfg)
     values = list(picked.values())
     order = rng.permutation(len(values))
@@ -115,8 +163,16 @@ class _Recorder:
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
         self.history: list[dict[str, Any]] = []
+        # CPU seconds of this process between reports: the epoch's real cost (training,
+        # validation, energy probe; the first also data loading and model set-up). CPU time,
+        # not wall time, so a busy machine does not inflate it (torch runs one thread here).
+        self.cpu_s: list[float] = []
+        self._cpu_mark = time.process_time()
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        now = time.process_time()
+        self.cpu_s.append(now - self._cpu_mark)
+        self._cpu_mark = now
         self.history.append(dict(metrics))
         if len(self.history) >= self.epochs:
             raise _Halt
@@ -125,23 +181,33 @@ class _Recorder:
         return None
 
 
-def ann_twin_energy(cfg: dict[str, Any], images) -> float:
-    """Energy (mJ per image) of the configuration's ANN twin: same shape, ReLU, one step."""
+def ann_twin(cfg: dict[str, Any], images, fixed: dict[str, Any] = FIXED) -> tuple[float, float]:
+    """(energy in mJ, MACs) per image of the configuration's ANN twin: same shape, one step.
+
+    The MACs times T is the cost model recorded beside the measured CPU seconds.
+    """
     from snnsearch.classify.config import ClassifyConfig
     from snnsearch.classify.models import create_model
     from snnsearch.energy import estimate_energy
 
-    c = ClassifyConfig.from_dict({k: v for k, v in cfg.items() if k in GRID_KEYS} | FIXED)
+    c = ClassifyConfig.from_dict({k: v for k, v in cfg.items() if k in GRID_KEYS} | fixed)
     model = create_model(c.model, c.model_cfg().ann_twin()).eval()
-    return float(estimate_energy(model, images, timesteps=1, spiking=False).total_mj)
+    report = estimate_energy(model, images, timesteps=1, spiking=False)
+    return float(report.total_mj), float(report.total_macs)
 
 
-def record_one(cfg: dict[str, Any], data_dir: str, epochs: int, images) -> list[dict[str, Any]]:
+def ann_twin_energy(cfg: dict[str, Any], images) -> float:
+    """Energy (mJ per image) of the configuration's ANN twin: same shape, ReLU, one step."""
+    return ann_twin(cfg, images)[0]
+
+
+def record_one(cfg: dict[str, Any], data_dir: str, epochs: int, images,
+               profile: Profile = PROFILES["mnist"]) -> list[dict[str, Any]]:
     """Rows (one per epoch) of one configuration trained by the real trainable."""
     from snnsearch import constants as K
     from snnsearch.classify.trainable import train_classifier
 
-    config = {k: v for k, v in cfg.items() if k in GRID_KEYS} | FIXED
+    config = {k: v for k, v in cfg.items() if k in GRID_KEYS} | profile.fixed
     config |= {"data_dir": data_dir, "epochs": epochs + 10}
     rec = _Recorder(epochs)
     error = ""
@@ -151,13 +217,16 @@ def record_one(cfg: dict[str, Any], data_dir: str, epochs: int, images) -> list[
         pass
     except FloatingPointError as err:  # diverged: the trial errors in a real sweep too
         error = str(err)
-    ann = ann_twin_energy(cfg, images)
+    ann, ann_macs = ann_twin(cfg, images, profile.fixed)
+    keys = [k for k in ("config_id", *GRID_KEYS) if k in cfg]
+    extra = ({"ann_macs": ann_macs, "mac_t": ann_macs * int(cfg["T"])}
+             if profile.extra_columns else {})
     rows = []
-    for m in rec.history:
+    for m, cpu_s in zip(rec.history, rec.cpu_s, strict=True):
         rates = {k.removeprefix(K.FIRING_RATE_PREFIX): float(v) for k, v in m.items()
                  if k.startswith(K.FIRING_RATE_PREFIX)}
         rows.append({
-            **{k: cfg[k] for k in ("config_id", *GRID_KEYS)},
+            **{k: cfg[k] for k in keys},
             "epoch": int(m[K.EPOCH]), "val_acc": float(m[K.VAL_ACC]),
             "val_loss": float(m[K.VAL_LOSS]), "train_loss": float(m[K.TRAIN_LOSS]),
             "train_acc": float(m[K.TRAIN_ACC]), "energy_mj": float(m[K.ENERGY_MJ]),
@@ -165,14 +234,16 @@ def record_one(cfg: dict[str, Any], data_dir: str, epochs: int, images) -> list[
             "silent_fraction": float(m.get(K.SILENT_FRACTION, float("nan"))),
             "firing_rates": json.dumps(rates), "epoch_time_s": float(m[K.EPOCH_TIME]),
             "ann_energy_mj": ann, "error": "",
+            **({"cpu_s": cpu_s} | extra if profile.extra_columns else {}),
         })
     if error:  # the epoch that diverged: NaN metrics and the error text
         nan = float("nan")
-        rows.append({**{k: cfg[k] for k in ("config_id", *GRID_KEYS)},
+        rows.append({**{k: cfg[k] for k in keys},
                      "epoch": len(rec.history) + 1, "val_acc": nan, "val_loss": nan,
                      "train_loss": nan, "train_acc": nan, "energy_mj": nan,
                      "output_firing_rate": nan, "silent_fraction": nan, "firing_rates": "{}",
-                     "epoch_time_s": nan, "ann_energy_mj": ann, "error": error})
+                     "epoch_time_s": nan, "ann_energy_mj": ann, "error": error,
+                     **({"cpu_s": nan} | extra if profile.extra_columns else {})})
     return rows
 
 
@@ -213,7 +284,10 @@ def merge(out: Path, others: list[Path]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True, help="root with MNIST/raw/*.gz (writable)")
+    parser.add_argument("--data-dir", required=True,
+                        help="root with MNIST/raw/*.gz or FashionMNIST/raw/*.gz (writable)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="mnist",
+                        help="the grid: mnist (issue 11, 5 epochs) or fashion_long (issue 22)")
     parser.add_argument("--configs", type=int, default=216)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -234,9 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from snnsearch.classify.data import load_classification
 
-    probe = load_classification("mnist", root=args.data_dir, val_size=256, split_seed=0,
-                                train_subset=1024, device=torch.device("cpu")).val_x[:16]
-    configs = draw(args.configs, args.seed)
+    profile = PROFILES[args.profile]
+    fixed = profile.fixed
+    probe = load_classification(fixed["dataset"], root=args.data_dir, val_size=fixed["val_size"],
+                                split_seed=0, train_subset=fixed["train_subset"],
+                                device=torch.device("cpu")).val_x[:16]
+    configs = draw(args.configs, args.seed, profile)
     rows: list[dict[str, Any]] = []
     if args.resume and args.out.exists():
         rows = pq.read_table(args.out).to_pylist()
@@ -246,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                    f"{os.cpu_count()} cores, torch threads 1",
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "fixed": FIXED, "epochs": args.epochs, "configs": args.configs, "seed": args.seed,
+        "fixed": fixed, "profile": args.profile, "epochs": args.epochs, "configs": args.configs,
+        "seed": args.seed,
     }
     start = time.time()
     order = list(enumerate(configs))
@@ -254,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg["config_id"] in done:
             continue
         t0 = time.time()
-        rows += record_one(cfg, args.data_dir, args.epochs, probe)
+        rows += record_one(cfg, args.data_dir, args.epochs, probe, profile)
         meta["cpu_s"] = time.process_time()
         write(rows, args.out, meta)
         print(f"[{i + 1}/{len(configs)}] {cfg} {time.time() - t0:.1f}s "
