@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,126 +30,24 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
-OBJECTIVES = (("val_acc", "max"), ("energy_mj", "min"))
-# arm -> (sampler, scheduler, moasha tiebreak, silence stopper)
-ARMS: dict[str, tuple[str, str, str, bool]] = {
-    "random_fifo": ("random", "fifo", "crowding", False),
-    "tpe_fifo": ("tpe", "fifo", "crowding", False),
-    "tpe_asha": ("tpe", "asha", "crowding", False),
-    "nsga2_fifo": ("nsga2", "fifo", "crowding", False),
-    "moasha_crowd": ("tpe", "moasha", "crowding", False),
-    "moasha_crowd_silence": ("tpe", "moasha", "crowding", True),
-    "moasha_eps": ("tpe", "moasha", "epsnet", False),
-    "moasha_eps_silence": ("tpe", "moasha", "epsnet", True),
-}
-
-
-class TrialEpochBudget:
-    """Driver-side stopper that ends the whole sweep after ``budget`` distinct trial-epochs.
-
-    Counts (trial, epoch) pairs, not calls: when a function trainable returns, Ray passes the
-    trial's last result through the stopper a second time (flagged ``done``), which would
-    charge every trial that ran to the end one epoch it never trained.
-    """
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self._seen: set[tuple[str, Any]] = set()
-
-    @property
-    def seen(self) -> int:
-        return len(self._seen)
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        self._seen.add((trial_id, result.get("epoch", result.get("training_iteration"))))
-        return False
-
-    def stop_all(self) -> bool:
-        return self.seen >= self.budget
-
-
-def _stopper(budget: int, silence: bool) -> Any:
-    from ray.tune.stopper import CombinedStopper, Stopper
-
-    from snnsearch.search.silence import SilenceStopper
-
-    class _Budget(TrialEpochBudget, Stopper):
-        pass
-
-    parts = [_Budget(budget)] + ([SilenceStopper(check_from=1)] if silence else [])
-    return CombinedStopper(*parts)
-
-
-def _trace_callback(rows: list[dict[str, Any]], arm: str, seed: int, concurrency: int) -> Any:
-    from ray.tune import Callback
-
-    class Trace(Callback):
-        step = 0
-
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
-                            **info: Any) -> None:
-            self.step += 1
-            rows.append({
-                "arm": arm, "seed": seed, "concurrency": concurrency, "step": self.step,
-                "trial_id": trial.trial_id, "epoch": int(result["epoch"]),
-                "val_acc": float(result["val_acc"]), "energy_mj": float(result["energy_mj"]),
-                "config_id": int(result["replay_config_id"]),
-                "stop_reason": str(result.get("stop_reason") or ""),
-            })
-
-    return Trace()
+# The arms (sampler, scheduler, tiebreak, silence, time attribute): snnsearch/testing/replay_arms.py,
+# shared with the simulator benchmark (bench/replay_long.py) and its equivalence test.
+from snnsearch.testing.replay_arms import ARMS, Rungs
+from snnsearch.testing.replay_ray import ray_sweep
 
 
 def run_arm(arm: str, seed: int, args: argparse.Namespace, rows: list[dict[str, Any]]) -> float:
     """One sweep of ``arm`` with ``seed``; appends its trace to ``rows``; returns wall seconds."""
-    from ray import tune
-
-    from snnsearch.search.schedulers import SchedulerSettings, build_scheduler
-    from snnsearch.search.searchers import build_searcher
     from snnsearch.spaces.space import load_space
 
-    sampler, scheduler, tiebreak, silence = ARMS[arm]
-    space = load_space(ROOT / "snnsearch" / "testing" / "replay_mnist.yaml").with_fixed(
+    space = load_space(args.space).with_fixed(
         {"table": str(Path(args.table).resolve()), "epochs": args.max_t, "checkpoint": False,
          "seed": seed})
-    options = {"population_size": args.nsga2_population} if sampler == "nsga2" else {}
-    searcher = build_searcher(
-        space=space.define_by_run(), sampler=sampler, seed=seed,
-        metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES], options=options,
-        max_t=args.max_t,
-    )
-    sched = build_scheduler(scheduler, SchedulerSettings(
-        metric="val_acc", mode="max", max_t=args.max_t, grace_period=args.grace,
-        reduction_factor=args.eta, objectives=OBJECTIVES, seed=seed,
-        options={"tiebreak": tiebreak} if scheduler == "moasha" else {},
-    ))
-    with tempfile.TemporaryDirectory(prefix="replay_") as storage:
-        tuner = tune.Tuner(
-            tune.with_resources(_trainable(), {"cpu": 1}),
-            param_space=dict(space.fixed),
-            tune_config=tune.TuneConfig(
-                metric="val_acc", mode="max", search_alg=searcher, scheduler=sched,
-                num_samples=args.budget, max_concurrent_trials=args.concurrency,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=f"{arm}-{seed}", storage_path=storage, verbose=0,
-                stop=_stopper(args.budget, silence),
-                callbacks=[_trace_callback(rows, arm, seed, args.concurrency)],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
-        )
-        start = time.perf_counter()
-        grid = tuner.fit()
-        if grid.errors:  # nothing in the table errors: this is the machine (OOM kill)
-            raise RuntimeError(f"{len(grid.errors)} trial(s) errored: {grid.errors[0]!r:.200}")
-        return time.perf_counter() - start
-
-
-def _trainable() -> Any:
-    from snnsearch.testing.replay import replay
-
-    return replay
+    rungs = Rungs(max_t=args.max_t, grace=args.grace, eta=args.eta, grace_s=args.grace_s,
+                  max_s=args.max_s)
+    return ray_sweep(arm, seed=seed, space=space, rungs=rungs, budget=args.budget,
+                     concurrency=args.concurrency, rows=rows,
+                     nsga2_population=args.nsga2_population)
 
 
 def write(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any]) -> None:
@@ -171,6 +67,11 @@ def write(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", default=str(ROOT / "bench" / "replay_mnist.parquet"))
+    p.add_argument("--space", type=Path,
+                   default=ROOT / "snnsearch" / "testing" / "replay_mnist.yaml",
+                   help="replay space whose levels match --table")
+    p.add_argument("--grace-s", type=float, help="first rung in compute seconds (cost arms)")
+    p.add_argument("--max-s", type=float, help="max_t in compute seconds (cost arms)")
     p.add_argument("--arms", default="all", help=f"comma list or 'all': {', '.join(ARMS)}")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--first-seed", type=int, default=0)

@@ -146,7 +146,8 @@ def simulate(
 
     Each row: ``step`` (1-based), ``trial_id``, ``epoch``, ``val_acc``, ``energy_mj``,
     ``config_id``, ``cost_s`` (the epoch's), ``spent_s`` (compute spent by the sweep so far,
-    this epoch included), ``clock_s`` (simulated wall time) and ``stop_reason``.
+    this epoch included), ``clock_s`` (simulated wall time), ``stop_reason`` and ``decision``
+    (``continue``, ``stop``: the scheduler or a stopper ended it, ``end``: its last epoch).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency={concurrency} must be >= 1")
@@ -198,7 +199,8 @@ def simulate(
         trace.append({"step": count, "trial_id": trial.trial_id, "epoch": trial.epoch,
                       "val_acc": result["val_acc"], "energy_mj": result["energy_mj"],
                       "config_id": int(row["config_id"]), "cost_s": cost, "spent_s": spent_s,
-                      "clock_s": clock, "stop_reason": str(result.get("stop_reason") or "")})
+                      "clock_s": clock, "stop_reason": str(result.get("stop_reason") or ""),
+                      "decision": "stop" if not keep else "end" if last else "continue"})
         if on_result is not None:
             on_result(trace[-1])
         if budget.spent(count, spent_s):
