@@ -58,6 +58,13 @@ CASES = {
     "worst_first": ([(0.10, 0.90), (0.90, 0.10), (0.50, 0.50), (0.30, 0.70)],
                     [C, C, C, S],
                     [C, C, C, C]),  # 0.16 continues t3 (and every non-worst newcomer)
+    # one front (more accuracy costs more energy): the epsilon-net starts at the best accuracy,
+    # so each newcomer here is 1st of n and continues. 0.16 also continues them, by two errors
+    # that cancel here (see test_shipped_sort_uses_epsilon_net_ranks_as_an_order); reading the
+    # epsilon-net's ranks as an order alone would stop t3 (3rd of 4).
+    "one_front": ([(0.10, 0.10), (0.30, 0.30), (0.50, 0.50), (0.70, 0.70)],
+                  [C, C, C, C],
+                  [C, C, C, C]),
 }
 
 
@@ -71,7 +78,22 @@ def test_rung_decisions_follow_the_documented_rule_only_with_the_documented_prio
     # index of the worst-ranked vector divided by n: a newcomer that is worst is stopped,
     # otherwise it continues iff the worst vector arrived among the first n/eta.
     assert _decisions(_policy("shipped"), vectors) == shipped
-    assert shipped != documented
+
+
+def test_shipped_sort_uses_epsilon_net_ranks_as_an_order() -> None:
+    """The second deviation, inside one front: ``compute_epsilon_net`` returns ranks
+    (item -> position) and ``nondominated_sort`` indexes the front with them as if they were
+    an order (position -> item)."""
+    from syne_tune.optimizer.schedulers.multiobjective.non_dominated_priority import (
+        compute_epsilon_net,
+        nondominated_sort,
+    )
+
+    front = np.array([(-0.10, 0.10), (-0.50, 0.50), (-0.90, 0.90)])  # (-val_acc, energy_mj)
+    ranks = compute_epsilon_net(front, dim=0)
+    assert ranks.tolist() == [1, 2, 0]  # t2 (best accuracy) first, then t0, then t1
+    assert np.argsort(ranks).tolist() == [2, 0, 1]  # the epsilon-net order
+    assert nondominated_sort(front, dim=0) == [1, 2, 0]  # what 0.16 returns as the order
 
 
 def _documented_rule(vectors: np.ndarray, eta: float) -> str:
