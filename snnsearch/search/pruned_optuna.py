@@ -60,6 +60,7 @@ from snnsearch.search.constraints import Constraint, parse_constraints
 from snnsearch.search.silence import (
     COMPLETED,
     ERROR,
+    NON_FINITE,
     SATURATED,
     SILENT,
     progress_of,
@@ -101,6 +102,12 @@ class PrunedOptunaSearch(OptunaSearch):
         constraints: hard constraints (``"energy_mj<=0.5"`` or :class:`Constraint`); each ended
             trial gets the Optuna constraint ``constraint:<spec>`` = its relative violation
             (<= 0 feasible), so TPE and NSGA-II rank violators after every feasible trial.
+        tell_epoch: multi-fidelity feedback (BOHB-style, issue 22): every trial that reached
+            this epoch is told COMPLETE with its values *at* this epoch (normally the first
+            rung, which every trial reaches), feasible unless silent or a user constraint is
+            violated; a trial ended before it is told as without this option. The sampler
+            then models one fidelity from every trial instead of finished trials first and
+            stopped ones as infeasible. None (default): the table above.
         **kwargs: passed to ``OptunaSearch`` (``sampler``, ``seed``, ``points_to_evaluate``,
             ``study_name``, ``storage``, ``evaluated_rewards``).
     """
@@ -115,8 +122,11 @@ class PrunedOptunaSearch(OptunaSearch):
         time_attr: str = "training_iteration",
         reason_key: str = STOP_REASON,
         constraints: Sequence[str | Constraint] = (),
+        tell_epoch: int | None = None,
         **kwargs: Any,
     ) -> None:
+        if tell_epoch is not None and tell_epoch < 1:
+            raise ValueError(f"tell_epoch={tell_epoch} must be an epoch >= 1 (or None)")
         if isinstance(metric, list) != isinstance(mode, list) or (
             isinstance(metric, list) and len(metric) != len(mode)
         ):
@@ -130,6 +140,8 @@ class PrunedOptunaSearch(OptunaSearch):
         self._time_attr = time_attr
         self._reason_key = reason_key
         self._constraints = parse_constraints(constraints)
+        self._tell_epoch = tell_epoch
+        self._at_tell_epoch: dict[str, dict] = {}
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -165,12 +177,30 @@ class PrunedOptunaSearch(OptunaSearch):
         for c in self._constraints:
             ot_trial.set_constraint(f"{CONSTRAINT_PREFIX}{c}", c.violation((result or {}).get(c.metric)))
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Keep the result at ``tell_epoch`` (the searcher is told every result Ray does not
+        stop on; the result that triggered a stop arrives in ``on_trial_complete``)."""
+        self._keep_tell_epoch(trial_id, result)
+        super().on_trial_result(trial_id, result)
+
+    def _keep_tell_epoch(self, trial_id: str, result: dict | None) -> None:
+        if self._tell_epoch is None or not result or trial_id in self._at_tell_epoch:
+            return
+        epoch = progress_of(result)  # epochs, whatever the scheduler's time attribute
+        if epoch is not None and epoch >= self._tell_epoch:
+            self._at_tell_epoch[trial_id] = dict(result)
+
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
         """Tell Optuna COMPLETE, PRUNED or FAIL according to :func:`trial_outcome`."""
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
+            return
+        if not error:
+            self._keep_tell_epoch(trial_id, result)
+        at_epoch = self._at_tell_epoch.pop(trial_id, None)
+        if at_epoch is not None and not error and self._tell_at_epoch(trial_id, result, at_epoch):
             return
         outcome = trial_outcome(
             result,
@@ -210,6 +240,30 @@ class PrunedOptunaSearch(OptunaSearch):
         except Exception as exc:  # noqa: BLE001 - Ray's own tell() is guarded the same way.
             logger.warning("Optuna refused trial %s as %s: %s", trial_id, state.name, exc)
         self._completed_trials.add(trial_id)
+
+    def _tell_at_epoch(self, trial_id: str, last: dict | None, at_epoch: dict) -> bool:
+        """``tell_epoch`` feedback: COMPLETE with the values at that epoch. False (told
+        nothing) when they are not finite numbers or the trial diverged later."""
+        values = self._values(at_epoch)
+        outcome = trial_outcome(last, time_attr=self._time_attr, max_t=self._max_t,
+                                metrics=tuple(self._metrics()), reason_key=self._reason_key)
+        if values is None or outcome == NON_FINITE:
+            return False
+        ot_trial = self._ot_trials[trial_id]
+        ot_trial.set_user_attr(STOP_REASON, outcome)
+        ot_trial.set_user_attr("told_epoch", self._tell_epoch)
+        self._set_user_constraints(ot_trial, at_epoch)
+        if outcome in (SILENT, SATURATED):
+            ot_trial.set_constraint(SILENCE_CONSTRAINT, 1.0)
+        study = self._ot_study
+        assert study is not None
+        try:
+            study.tell(ot_trial, values if len(values) > 1 else values[0],
+                       state=TrialState.COMPLETE)
+        except Exception as exc:  # noqa: BLE001 - as Ray's own tell()
+            logger.warning("Optuna refused trial %s: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
+        return True
 
     def _unfinished(self, result: dict | None) -> float:
         """Share of the budget a stopped trial did not run, in (0, 1]: its progress as a

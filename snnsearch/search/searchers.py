@@ -94,6 +94,7 @@ def build_searcher(
     options: Mapping[str, Any] | None = None,
     max_t: int | None = None,
     constraints: Sequence[str] = (),
+    searcher_options: Mapping[str, Any] | None = None,
 ) -> OptunaSearch:
     """PrunedOptunaSearch (plain OptunaSearch without ``max_t``) over a define-by-run space.
 
@@ -113,6 +114,7 @@ def build_searcher(
             own ``epochs`` are fewer (a grid cell) is complete after those.
         constraints: hard constraints (``"energy_mj<=0.5"``) told to Optuna as trial
             constraints (needs ``max_t``): violators are infeasible for TPE and NSGA-II.
+        searcher_options: PrunedOptunaSearch keywords (``tell_epoch``: BOHB-style feedback).
     """
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -127,9 +129,12 @@ def build_searcher(
     # metric/mode must be given here: with a define-by-run space OptunaSearch creates the study
     # (and its direction) in the constructor.
     if max_t is None:
+        if searcher_options:
+            raise ValueError("searcher_options need max_t (they are PrunedOptunaSearch's)")
         if constraints:
             raise ValueError("constraints need max_t (PrunedOptunaSearch tells them to Optuna)")
         return OptunaSearch(space=space, metric=metric, mode=mode, sampler=made)
     return PrunedOptunaSearch(
-        space, metric=metric, mode=mode, max_t=max_t, sampler=made, constraints=constraints
+        space, metric=metric, mode=mode, max_t=max_t, sampler=made, constraints=constraints,
+        **dict(searcher_options or {}),
     )

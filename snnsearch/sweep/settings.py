@@ -89,7 +89,7 @@ class SweepSettings:
             val_acc:max,energy_mj:min``): the Optuna study and MO-ASHA rank all of them and a
             Pareto report is written; ``metric``/``mode`` stay the single objective that
             TuneConfig and the best-trial summary use (it must be one of the objectives).
-        moasha_tiebreak: MO-ASHA's order within a front, ``crowding`` or ``epsnet``.
+        moasha_tiebreak: MO-ASHA's order within a front, ``crowding``, ``epsnet`` or ``hvc``.
         constraints: hard constraints ``metric<=bound`` / ``metric>=bound`` (``--constraint``):
             infeasible for the sampler, off the Pareto front in the report.
         silence: stop silent/saturated trials (``SilenceStopper``); silence_from: first epoch

@@ -32,6 +32,8 @@ class Arm:
         silence: the silence stopper on.
         time_attr: ``epoch`` or ``cost`` (rungs in compute seconds).
         sampler_options: extra sampler keywords.
+        tell_rung: BOHB-style feedback: the sampler is told every trial's values at the first
+            rung's epoch (``PrunedOptunaSearch(tell_epoch=grace)``).
     """
 
     sampler: str
@@ -40,6 +42,7 @@ class Arm:
     silence: bool = False
     time_attr: str = EPOCH
     sampler_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    tell_rung: bool = False
 
 
 ARMS: dict[str, Arm] = {
@@ -59,6 +62,14 @@ ARMS: dict[str, Arm] = {
     "moasha_cost_silence": Arm(sampler="tpe", scheduler="moasha", time_attr=COST, silence=True),
     "random_moasha_cost": Arm(sampler="random", scheduler="moasha", time_attr=COST),
     "tpe_asha_cost": Arm(sampler="tpe", scheduler="asha", time_attr=COST),
+    # Issue 22, part 4: promotion by hypervolume contribution, and the sampler told every
+    # trial's first-rung values (BOHB-style), with epoch and cost rungs.
+    "moasha_hvc": Arm(sampler="tpe", scheduler="moasha", tiebreak="hvc"),
+    "moasha_bohb": Arm(sampler="tpe", scheduler="moasha", tell_rung=True),
+    "moasha_cost_hvc": Arm(sampler="tpe", scheduler="moasha", tiebreak="hvc", time_attr=COST),
+    "moasha_cost_bohb": Arm(sampler="tpe", scheduler="moasha", tell_rung=True, time_attr=COST),
+    "moasha_cost_eps": Arm(sampler="tpe", scheduler="moasha", tiebreak="epsnet",
+                           time_attr=COST),
 }
 
 
@@ -91,6 +102,7 @@ def build_arm(arm: Arm, *, space: SearchSpace, seed: int, rungs: Rungs,
         space=space.define_by_run(), sampler=arm.sampler, seed=seed,
         metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES], options=options,
         max_t=rungs.max_t,
+        searcher_options={"tell_epoch": rungs.grace} if arm.tell_rung else None,
     )
     if arm.time_attr == COST:
         if rungs.grace_s is None or rungs.max_s is None:

@@ -143,3 +143,22 @@ def test_hypervolume_rejects_bad_reference() -> None:
         hypervolume([[1.0, 2.0]], [3.0, 3.0, 3.0])
     with pytest.raises(ValueError, match="must be finite"):
         hypervolume([[1.0, 2.0]], [np.inf, 3.0])
+
+
+def test_hv_contribution_order_puts_the_point_covering_most_volume_first() -> None:
+    """One front (minimisation) of five points: (0.5, 0.5) alone fills the gap between the
+    two crowded pairs, so removing it loses the most volume; of each crowded pair the inner
+    point adds least. Crowding would put both extremes first instead."""
+    import numpy as np
+
+    from snnsearch.search.pareto import hv_contribution_order, rank_order
+
+    front = np.array([[0.0, 1.0], [0.05, 0.95], [0.5, 0.5], [0.95, 0.05], [1.0, 0.0]])
+    order = hv_contribution_order(front)
+    assert order[0] == 2
+    assert set(order[-2:]) == {1, 3}
+    # within rank_order the front's order is the contribution order; a dominated point is last.
+    pts = np.vstack([front, [[0.9, 0.9]]])
+    ranked = rank_order(pts, tiebreak="hvc")
+    assert ranked[0] == 2 and ranked[-1] == 5
+    assert rank_order(pts, tiebreak="crowding")[0] in (0, 4)

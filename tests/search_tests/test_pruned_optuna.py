@@ -289,3 +289,31 @@ def test_moasha_sweep_reaches_sampler_as_pruned(tmp_path: Path) -> None:
     assert len(searcher._ot_study.directions) == 2
     # 0.9 dominates everyone: 0.3 is last of 2 at rung 1; 0.4 (2nd of 3) is stopped at rung 2.
     assert _check_states(searcher, grid) == {"completed": 1, "silent": 1, "early_stopped": 2}
+
+
+def test_tell_epoch_tells_every_trial_its_values_at_that_epoch() -> None:
+    """BOHB-style feedback: a trial stopped at epoch 2 and one that finished are both told
+    COMPLETE and feasible with their epoch-1 values (the fidelity every trial reached); a trial
+    ended before epoch 1 or with an error is told as without the option; a silent one is
+    infeasible."""
+    s = _searcher(metric=["val_acc", "energy_mj"], mode=["max", "min"], tell_epoch=1)
+    _run_trial(s, "stopped", [_res(1, 0.4), _res(2, 0.6)])
+    _run_trial(s, "finished", [_res(1, 0.5), _res(2, 0.7), _res(3, 0.8), _res(4, 0.9)])
+    _run_trial(s, "silent", [_res(1, 0.1), _res(2, 0.1, stop_reason="silent")])
+    _run_trial(s, "errored", [_res(1, 0.3)], error=True)
+    stopped, finished = _frozen(s, "stopped"), _frozen(s, "finished")
+    for trial, acc in ((stopped, 0.4), (finished, 0.5)):
+        assert trial.state == TrialState.COMPLETE
+        assert trial.values == pytest.approx([acc, 2.0 - acc])
+        assert not any(k.endswith(UNFINISHED_CONSTRAINT) for k in trial.system_attrs)
+        assert trial.user_attrs["told_epoch"] == 1
+    silent = _frozen(s, "silent")
+    assert silent.state == TrialState.COMPLETE and silent.values == pytest.approx([0.1, 1.9])
+    assert any(k.endswith(SILENCE_CONSTRAINT) for k in silent.system_attrs)
+    assert _frozen(s, "errored").state == TrialState.FAIL
+    # Without the option the stopped trial is infeasible with its epoch-2 values (unchanged).
+    plain = _searcher(metric=["val_acc", "energy_mj"], mode=["max", "min"])
+    _run_trial(plain, "stopped", [_res(1, 0.4), _res(2, 0.6)])
+    assert _frozen(plain, "stopped").values == pytest.approx([0.6, 1.4])
+    with pytest.raises(ValueError, match="tell_epoch"):
+        _searcher(tell_epoch=0)
