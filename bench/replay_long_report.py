@@ -126,7 +126,10 @@ def plot(grid: np.ndarray, hv: dict[str, np.ndarray], traces: dict, path: Path,
         n = np.unique(np.linspace(1, longest, 150).astype(int))
         per_seed = [np.where(n <= len(t[1]), t[1][np.minimum(n, len(t[1])) - 1], np.nan)
                     for t in traces[arm].values()]
-        a2.plot(n, np.nanmedian(np.stack(per_seed), axis=0), color=line.get_color(), **style)
+        stacked = np.stack(per_seed)
+        running = np.sum(np.isfinite(stacked), axis=0) >= 0.5 * stacked.shape[0]
+        a2.plot(n[running], np.nanmedian(stacked[:, running], axis=0), color=line.get_color(),
+                **style)
     a1.axvline(0.4, color="grey", lw=0.8, ls=":")
     a1.set_xlabel("compute spent / budget (recorded CPU seconds)")
     a1.set_ylabel("hypervolume (fraction of box)")

@@ -34,6 +34,9 @@ class Arm:
         sampler_options: extra sampler keywords.
         tell_rung: BOHB-style feedback: the sampler is told every trial's values at the first
             rung's epoch (``PrunedOptunaSearch(tell_epoch=grace)``).
+        cheap_first: cost-aware sampling: the first ``cheap_first`` trials run at the space's
+            smallest T (Optuna ``enqueue_trial`` with T fixed, the other parameters sampled),
+            so the sweep's first compute goes to the cheap end of the dominant cost factor.
     """
 
     sampler: str
@@ -43,6 +46,7 @@ class Arm:
     time_attr: str = EPOCH
     sampler_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     tell_rung: bool = False
+    cheap_first: int = 0
 
 
 ARMS: dict[str, Arm] = {
@@ -68,6 +72,7 @@ ARMS: dict[str, Arm] = {
     "moasha_bohb": Arm(sampler="tpe", scheduler="moasha", tell_rung=True),
     "moasha_cost_hvc": Arm(sampler="tpe", scheduler="moasha", tiebreak="hvc", time_attr=COST),
     "moasha_cost_bohb": Arm(sampler="tpe", scheduler="moasha", tell_rung=True, time_attr=COST),
+    "moasha_cost_cheap": Arm(sampler="tpe", scheduler="moasha", time_attr=COST, cheap_first=10),
     "moasha_cost_eps": Arm(sampler="tpe", scheduler="moasha", tiebreak="epsnet",
                            time_attr=COST),
 }
@@ -104,6 +109,11 @@ def build_arm(arm: Arm, *, space: SearchSpace, seed: int, rungs: Rungs,
         max_t=rungs.max_t,
         searcher_options={"tell_epoch": rungs.grace} if arm.tell_rung else None,
     )
+    if arm.cheap_first:
+        lowest_t = min(next(p for p in space.params if p.name == "T").choices)
+        for _ in range(arm.cheap_first):
+            # The searcher's own study: Ray's OptunaSearch asks it for every trial.
+            searcher._ot_study.enqueue_trial({"T": lowest_t}, skip_if_exists=False)
     if arm.time_attr == COST:
         if rungs.grace_s is None or rungs.max_s is None:
             raise ValueError(f"cost arm needs Rungs(grace_s=..., max_s=...), got {rungs}")
