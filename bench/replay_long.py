@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from snnsearch.testing.replay_arms import ARMS, Rungs  # noqa: E402
+from snnsearch.testing.replay_arms import ARMS, Rungs
 
 # Syne Tune's MOASHA through its own scheduler API: with the priority its documentation states
 # (the peer of the table) and as shipped in 0.16 (docs/moasha.md: its default priority reads the

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from replay_report import DECADES, reference, to_points  # noqa: E402
+from replay_report import DECADES, reference, to_points
 
 FIFO = "tpe_fifo"
 PEER = "synetune_moasha"
@@ -116,8 +116,8 @@ def plot(grid: np.ndarray, hv: dict[str, np.ndarray], traces: dict, path: Path,
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4), dpi=110)
     for arm, c in sorted(hv.items()):
-        style = dict(lw=1.8 if arm in (FIFO, PEER) or "cost" in arm else 1.0,
-                     ls="-" if "moasha" in arm or arm == FIFO else "--")
+        style = {"lw": 1.8 if arm in (FIFO, PEER) or "cost" in arm else 1.0,
+                 "ls": "-" if "moasha" in arm or arm == FIFO else "--"}
         line = a1.plot(grid / budget_s, np.median(c, axis=0), label=arm, **style)[0]
         a1.fill_between(grid / budget_s, np.quantile(c, 0.25, axis=0),
                         np.quantile(c, 0.75, axis=0), color=line.get_color(), alpha=0.08)
@@ -148,20 +148,20 @@ def plot(grid: np.ndarray, hv: dict[str, np.ndarray], traces: dict, path: Path,
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| arm | seeds | final HV median [IQR] | vs tpe_fifo (wins/losses, p) | vs "
-             f"{PEER} (wins/losses, p) | reach tpe_fifo's final HV: median share of B "
-             "(share of seeds <= 0.4 B) | p: HV(0.4 B) > tpe_fifo HV(B) | results |",
-             "|---|---|---|---|---|---|---|---|"]
+    header = ("| arm | seeds | final HV median [IQR] | vs tpe_fifo (wins/losses, p) | vs "
+              f"{PEER} (wins/losses, p) | reach tpe_fifo's final HV: median share of B "
+              "(share of seeds <= 0.4 B) | p: HV(0.4 B) > tpe_fifo HV(B) | results |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    def cmp(a: dict[str, Any], other: str) -> str:
+        if f"p_vs_{other}" not in a:
+            return "-"
+        return f"{a[f'wins_vs_{other}']}/{a[f'losses_vs_{other}']}, p={a[f'p_vs_{other}']:.3g}"
+
     for a in rows:
-        def cmp(other: str) -> str:
-            if f"p_vs_{other}" not in a:
-                return "-"
-            return (f"{a[f'wins_vs_{other}']}/{a[f'losses_vs_{other}']}, "
-                    f"p={a[f'p_vs_{other}']:.3g}")
         reach = a["reach_fifo_median_share"]
         lines.append(
             f"| {a['arm']} | {a['seeds']} | {a['hv_median']:.4f} [{a['hv_q1']:.4f}, "
-            f"{a['hv_q3']:.4f}] | {cmp(FIFO)} | {cmp(PEER)} | "
+            f"{a['hv_q3']:.4f}] | {cmp(a, FIFO)} | {cmp(a, PEER)} | "
             f"{'never' if math.isinf(reach) else f'{reach:.2f}'} "
             f"({a['reach_fifo_within_40pct_share']:.0%}) | {a['p_at40_gt_fifo_final']:.3g} | "
             f"{a['results_median']:.0f} |")
