@@ -54,6 +54,19 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA max_t)")
     p.add_argument("--grace", type=int, help="ASHA grace period in epochs")
     p.add_argument("--reduction-factor", type=float, help="ASHA reduction factor (eta)")
+    p.add_argument("--budget-seconds", dest="budget_s", type=float, metavar="S",
+                   help="stop the sweep once its trials have spent S compute seconds in all "
+                        "(summed time_total_s; default: no budget)")
+    p.add_argument("--time-attr", choices=("epoch", "cost"),
+                   help="what ASHA/MO-ASHA rungs count: epochs (default; --grace, "
+                        "--max-epochs) or cost, each trial's cumulative seconds "
+                        "(--grace-seconds, --max-seconds)")
+    p.add_argument("--grace-seconds", dest="grace_s", type=float, metavar="S",
+                   help="with --time-attr cost: seconds every trial gets before a rung can "
+                        "stop it")
+    p.add_argument("--max-seconds", dest="max_s", type=float, metavar="S",
+                   help="with --time-attr cost: seconds after which a trial is stopped (the "
+                        "last rung; --max-epochs still caps its epochs)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; 0.25 packs 4 per GPU")
     p.add_argument("--concurrency", type=int, help="most trials running at once")
