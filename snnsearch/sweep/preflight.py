@@ -101,7 +101,7 @@ def check_cost_flags(settings: SweepSettings) -> None:
     for flag in ("--grace-seconds", "--max-seconds"):
         if seconds[flag] is None:
             raise ValueError(f"--time-attr cost needs {flag} (ASHA/MO-ASHA rungs are then in "
-                             "compute seconds, from --grace-seconds up to --max-seconds); give "
+                             "compute seconds, from --grace-seconds to --max-seconds); give "
                              "both, e.g. --grace-seconds 60 --max-seconds 1800")
     if settings.grace_s > settings.max_s:  # type: ignore[operator]
         raise ValueError(f"--grace-seconds {settings.grace_s:g}: must be <= --max-seconds "
