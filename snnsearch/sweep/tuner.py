@@ -202,7 +202,9 @@ def _console_reporter(settings: SweepSettings, space: SearchSpace) -> tune.Progr
         max_report_frequency=30,
         max_progress_rows=20,
         # metric/mode come from TuneConfig; Ray refuses a reporter that has its own.
-        sort_by_metric=True,
+        # Not with --budget-seconds: Ray 2.60 sorts finished trials by the metric and raises
+        # TypeError on one the budget stopped before its first result (None vs float).
+        sort_by_metric=settings.budget_s is None,
     )
 
 

@@ -88,3 +88,22 @@ def test_budget_in_seconds_survives_resume_and_asha_rungs_are_seconds(
     # Nothing ran on past max_s seconds: only a trial's last result may reach it.
     for _, seconds in history.groupby("trial_id")["time_total_s"]:
         assert (seconds.sort_values().iloc[:-1] < MAX_S).all(), list(seconds)
+
+
+@pytest.mark.ray
+def test_budget_with_trials_side_by_side_ends_cleanly(
+    ray_local: None, tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    """Two trials at a time: the budget stops a trial that may not have reported yet. The
+    console table (Ray sorts finished trials by the metric) and the trial table cope."""
+    storage = tmp_path / "ray"
+    code = main("mnist", [
+        "--storage", str(storage), "--name", "pair", "--mlflow-uri", mlflow_uri,
+        "--space", str(_replay_space(tmp_path)), "--samples", str(SAMPLES), "--sampler",
+        "random", "--seed", "1", "--concurrency", "2", "--max-epochs", "5",
+        "--budget-seconds", "30"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    trials = pd.read_parquet(storage / "pair" / "trials.parquet")
+    assert 30.0 <= trials["time_total_s"].sum() and len(trials) < SAMPLES
+    unfinished = trials[trials["epochs_run"] < 5]
+    assert set(unfinished["status"]) <= {"stopped early", "silent", "saturated"}, unfinished
