@@ -218,6 +218,25 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+# The cost-aware flags a resumed sweep keeps from sweep.json (docs/moasha.md): Ray restores the
+# budget stopper with its count from the experiment snapshot and ASHA's rungs from their own, so
+# a new value given with --resume would be read by nothing.
+_KEPT_ON_RESUME = {"budget_s": "--budget-seconds", "time_attr": "--time-attr",
+                   "grace_s": "--grace-seconds", "max_s": "--max-seconds"}
+
+
+def _check_stored_budget(args: argparse.Namespace, stored: dict) -> None:
+    for key, flag in _KEPT_ON_RESUME.items():
+        # A sweep.json from before these keys ran with the defaults.
+        given, kept = getattr(args, key, None), stored.get(key, "epoch" if key == "time_attr"
+                                                            else None)
+        if given is not None and given != kept:
+            shown = "none" if kept is None else f"{kept:g}" if isinstance(kept, float) else kept
+            raise ValueError(f"--resume: the sweep keeps {flag} {shown} (its budget and rungs "
+                             f"continue); drop {flag}, or start a new sweep with --warm-start "
+                             "from it to spend another budget")
+
+
 def _stored_settings(settings, args: argparse.Namespace, space):
     """On ``--resume`` the sweep continues with the settings and the space it started with
     (sweep.json). A different ``--mlflow-uri`` would split the sweep across stores and a
@@ -245,6 +264,7 @@ def _stored_settings(settings, args: argparse.Namespace, space):
             f"--resume: sweep logs to {stored['mlflow_uri']}, not {settings.mlflow_uri}; "
             "drop --mlflow-uri or pass the original"
         )
+    _check_stored_budget(args, stored)
     if "space" in stored:
         stored_space = parse_space(stored["space"], source=str(stored.get("space_path")),
                                    default_experiment=space.experiment)
