@@ -47,6 +47,7 @@ def _interrupt_after(results: int, monkeypatch: pytest.MonkeyPatch) -> list[int]
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_budget_in_seconds_survives_resume_and_asha_rungs_are_seconds(
     ray_local: None, tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,6 +92,7 @@ def test_budget_in_seconds_survives_resume_and_asha_rungs_are_seconds(
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_budget_with_trials_side_by_side_ends_cleanly(
     ray_local: None, tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
