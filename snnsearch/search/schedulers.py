@@ -26,11 +26,13 @@ class SchedulerSettings:
     Args:
         metric: objective name (also in ``TuneConfig``).
         mode: "min" or "max".
-        max_t: the most epochs a trial may run.
-        grace_period: epochs every trial gets before it can be stopped.
+        max_t: the most a trial may run, in ``time_attr`` units (epochs; seconds with
+            ``time_total_s``, the sweep's ``--time-attr cost``).
+        grace_period: what every trial gets before it can be stopped (``time_attr`` units).
         reduction_factor: ASHA's η: keep the top 1/η at each rung.
         time_attr: the result key that counts progress; one report per epoch makes
-            ``training_iteration`` the epoch count.
+            ``training_iteration`` the epoch count (read as the result's ``epoch``);
+            ``time_total_s`` counts each trial's cumulative compute seconds.
         objectives: ``((metric, mode), ...)`` for multi-objective schedulers.
         seed: the sweep seed, for schedulers that draw random numbers.
         options: extra keyword arguments from the space file's ``tune.scheduler_options``.
@@ -38,8 +40,8 @@ class SchedulerSettings:
 
     metric: str
     mode: str
-    max_t: int
-    grace_period: int = 1
+    max_t: float
+    grace_period: float = 1
     reduction_factor: float = 3.0
     time_attr: str = "training_iteration"
     objectives: tuple[tuple[str, str], ...] = ()

@@ -54,6 +54,19 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA max_t)")
     p.add_argument("--grace", type=int, help="ASHA grace period in epochs")
     p.add_argument("--reduction-factor", type=float, help="ASHA reduction factor (eta)")
+    p.add_argument("--budget-seconds", dest="budget_s", type=float, metavar="S",
+                   help="stop the sweep once its trials have spent S compute seconds in all "
+                        "(summed time_total_s; default: no budget)")
+    p.add_argument("--time-attr", choices=("epoch", "cost"),
+                   help="what ASHA/MO-ASHA rungs count: epochs (default; --grace, "
+                        "--max-epochs) or cost, each trial's cumulative seconds "
+                        "(--grace-seconds, --max-seconds)")
+    p.add_argument("--grace-seconds", dest="grace_s", type=float, metavar="S",
+                   help="with --time-attr cost: seconds every trial gets before a rung can "
+                        "stop it")
+    p.add_argument("--max-seconds", dest="max_s", type=float, metavar="S",
+                   help="with --time-attr cost: seconds after which a trial is stopped (the "
+                        "last rung; --max-epochs still caps its epochs)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; 0.25 packs 4 per GPU")
     p.add_argument("--concurrency", type=int, help="most trials running at once")
@@ -205,6 +218,25 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+# The cost-aware flags a resumed sweep keeps from sweep.json (docs/moasha.md): Ray restores the
+# budget stopper with its count from the experiment snapshot and ASHA's rungs from their own, so
+# a new value given with --resume would be read by nothing.
+_KEPT_ON_RESUME = {"budget_s": "--budget-seconds", "time_attr": "--time-attr",
+                   "grace_s": "--grace-seconds", "max_s": "--max-seconds"}
+
+
+def _check_stored_budget(args: argparse.Namespace, stored: dict) -> None:
+    for key, flag in _KEPT_ON_RESUME.items():
+        # A sweep.json from before these keys ran with the defaults.
+        given, kept = getattr(args, key, None), stored.get(key, "epoch" if key == "time_attr"
+                                                            else None)
+        if given is not None and given != kept:
+            shown = "none" if kept is None else f"{kept:g}" if isinstance(kept, float) else kept
+            raise ValueError(f"--resume: the sweep keeps {flag} {shown} (its budget and rungs "
+                             f"continue); drop {flag}, or start a new sweep with --warm-start "
+                             "from it to spend another budget")
+
+
 def _stored_settings(settings, args: argparse.Namespace, space):
     """On ``--resume`` the sweep continues with the settings and the space it started with
     (sweep.json). A different ``--mlflow-uri`` would split the sweep across stores and a
@@ -232,6 +264,7 @@ def _stored_settings(settings, args: argparse.Namespace, space):
             f"--resume: sweep logs to {stored['mlflow_uri']}, not {settings.mlflow_uri}; "
             "drop --mlflow-uri or pass the original"
         )
+    _check_stored_budget(args, stored)
     if "space" in stored:
         stored_space = parse_space(stored["space"], source=str(stored.get("space_path")),
                                    default_experiment=space.experiment)

@@ -78,7 +78,34 @@ def check_flags(settings: SweepSettings) -> None:
         if not ok:
             value = getattr(settings, flag[2:].replace("-", "_"))
             raise ValueError(f"{flag} {value}: {problem}")
+    check_cost_flags(settings)
     check_data_dir(settings.data_dir)
+
+
+def check_cost_flags(settings: SweepSettings) -> None:
+    """``--budget-seconds``, ``--time-attr cost`` with ``--grace-seconds``/``--max-seconds``
+    (docs/moasha.md "Cost-aware budgets"): Ray's ASHA only asserts ``max_t > 0`` once Ray is
+    up, and a seconds flag without ``--time-attr cost`` would be silently ignored."""
+    seconds = {"--budget-seconds": settings.budget_s, "--grace-seconds": settings.grace_s,
+               "--max-seconds": settings.max_s}
+    for flag, value in seconds.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag} {value:g}: must be a finite number of seconds > 0")
+    if settings.time_attr != "cost":
+        for flag in ("--grace-seconds", "--max-seconds"):
+            if seconds[flag] is not None:
+                raise ValueError(f"{flag} {seconds[flag]:g} is only read with --time-attr cost "
+                                 f"(rungs in compute seconds); pass --time-attr cost or drop "
+                                 f"{flag} (--grace and --max-epochs count epochs)")
+        return
+    for flag in ("--grace-seconds", "--max-seconds"):
+        if seconds[flag] is None:
+            raise ValueError(f"--time-attr cost needs {flag} (ASHA/MO-ASHA rungs are then in "
+                             "compute seconds, from --grace-seconds to --max-seconds); give "
+                             "both, e.g. --grace-seconds 60 --max-seconds 1800")
+    if settings.grace_s > settings.max_s:  # type: ignore[operator]
+        raise ValueError(f"--grace-seconds {settings.grace_s:g}: must be <= --max-seconds "
+                         f"({settings.max_s:g})")
 
 
 def check_trainable_name(space: SearchSpace) -> None:
@@ -166,6 +193,9 @@ def input_warnings(settings: SweepSettings) -> list[str]:
         out.append(f"--scheduler asha with --objectives {objs}: ASHA prunes on "
                    f"{settings.metric} alone (the sampler and the Pareto report still use every "
                    "objective); pass --scheduler moasha to prune on all of them")
+    if settings.time_attr == "cost" and settings.scheduler not in ("asha", "moasha"):
+        out.append(f"--time-attr cost has no effect with --scheduler {settings.scheduler}; it "
+                   "sets the rungs of asha and moasha (--budget-seconds works with any)")
     if settings.moasha_tiebreak != "crowding" and settings.scheduler != "moasha":
         out.append(f"--moasha-tiebreak {settings.moasha_tiebreak} has no effect with "
                    f"--scheduler {settings.scheduler}; it orders MO-ASHA's fronts only")

@@ -55,6 +55,13 @@ DEFAULTS: dict[str, Any] = {
     "log_models": None,  # None: "front" for a `deploy: nir` space, else "none" (docs/export.md)
     "register": None,
     "export_test_images": None,  # None: the whole test set
+    # Cost-aware budgets (docs/moasha.md "Cost-aware budgets"): the sweep's compute seconds
+    # (None: no budget), and what ASHA/MO-ASHA count progress in: "epoch" or "cost" (the
+    # trial's cumulative seconds, with rungs at grace_s * eta**k up to max_s seconds).
+    "budget_s": None,
+    "time_attr": "epoch",
+    "grace_s": None,
+    "max_s": None,
 }
 
 # Config keys holding file or folder paths (made absolute on the driver, see trial_fixed).
@@ -103,6 +110,14 @@ class SweepSettings:
             front with several objectives) with this many new seeds (0: no confirmation).
         repeat_top: how many configurations ``repeats`` re-runs.
         warm_start: an earlier sweep directory whose completed trials seed the sampler.
+        budget_s: the sweep's compute budget in seconds (``--budget-seconds``): it ends once
+            the trials' summed ``time_total_s`` reaches it (``search.budget.ComputeBudget``);
+            None: no budget.
+        time_attr: ``"epoch"`` (ASHA/MO-ASHA rungs at ``grace`` epochs and up) or ``"cost"``
+            (rungs in the trial's cumulative seconds, ``time_total_s``, from ``grace_s`` up to
+            ``max_s``). The searcher counts completion in epochs either way (``max_epochs``).
+        grace_s, max_s: the cost-aware grace period and per-trial cap in seconds (both
+            required with ``time_attr="cost"``, refused with ``"epoch"``).
     """
 
     task: str
@@ -143,6 +158,10 @@ class SweepSettings:
     log_models: str = "none"
     register: str | None = None
     export_test_images: int | None = None
+    budget_s: float | None = None
+    time_attr: str = "epoch"
+    grace_s: float | None = None
+    max_s: float | None = None
 
     @property
     def sweep_dir(self) -> str:
@@ -235,6 +254,10 @@ def resolve_settings(
         log_models=_log_models(merged["log_models"], space, merged["register"]),
         register=str(merged["register"]) if merged["register"] else None,
         export_test_images=_positive(merged["export_test_images"], "--export-test-images"),
+        budget_s=_seconds(merged["budget_s"], "--budget-seconds"),
+        time_attr=_time_attr(merged["time_attr"]),
+        grace_s=_seconds(merged["grace_s"], "--grace-seconds"),
+        max_s=_seconds(merged["max_s"], "--max-seconds"),
     )
 
 
@@ -274,6 +297,26 @@ def _positive(value: Any, flag: str) -> int | None:
     if int(value) < 1:
         raise ValueError(f"{flag} must be >= 1, got {value}")
     return int(value)
+
+
+def _seconds(value: Any, flag: str) -> float | None:
+    """A seconds flag (or its YAML key) as float; None when not given. Its range is checked
+    with the other flags (``preflight.check_cost_flags``)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} {value!r}: expected a number of seconds, e.g. 600") from None
+
+
+TIME_ATTR_CHOICES = ("epoch", "cost")  # search.budget.TIME_ATTRS (not imported: it loads Ray)
+
+
+def _time_attr(value: Any) -> str:
+    if value not in TIME_ATTR_CHOICES:
+        raise ValueError(f"--time-attr {value!r}: use one of {', '.join(TIME_ATTR_CHOICES)}")
+    return str(value)
 
 
 def _log_models(value: Any, space: SearchSpace, register: Any) -> str:

@@ -78,15 +78,7 @@ def build_tuner(
     )
     if warm is not None:
         add_to_study(searcher._ot_study, warm)
-    scheduler = build_scheduler(
-        settings.scheduler,
-        SchedulerSettings(
-            metric=settings.metric, mode=settings.mode, max_t=settings.max_epochs,
-            grace_period=settings.grace, reduction_factor=settings.reduction_factor,
-            objectives=settings.objectives, seed=settings.seed,
-            options=_scheduler_options(settings),
-        ),
-    )
+    scheduler = build_scheduler(settings.scheduler, scheduler_settings(settings))
     tune_config = tune.TuneConfig(
         metric=settings.metric,
         mode=settings.mode,
@@ -143,6 +135,23 @@ def _checkpoint_config() -> tune.CheckpointConfig:
     return tune.CheckpointConfig(num_to_keep=None)
 
 
+def scheduler_settings(settings: SweepSettings) -> SchedulerSettings:
+    """What the scheduler factory gets: rungs in epochs (``--grace`` .. ``--max-epochs``), or
+    with ``--time-attr cost`` in the trial's cumulative seconds (``time_total_s``, from
+    ``--grace-seconds`` to ``--max-seconds``). The searcher keeps ``max_t = max_epochs``."""
+    from snnsearch.search.budget import TIME_ATTRS
+
+    cost = settings.time_attr == "cost"
+    return SchedulerSettings(
+        metric=settings.metric, mode=settings.mode,
+        max_t=settings.max_s if cost else settings.max_epochs,  # type: ignore[arg-type]
+        grace_period=settings.grace_s if cost else settings.grace,  # type: ignore[arg-type]
+        reduction_factor=settings.reduction_factor, time_attr=TIME_ATTRS[settings.time_attr],
+        objectives=settings.objectives, seed=settings.seed,
+        options=_scheduler_options(settings),
+    )
+
+
 def _scheduler_options(settings: SweepSettings) -> dict[str, Any]:
     """The space's ``scheduler_options`` plus ``--moasha-tiebreak`` for MO-ASHA."""
     options = dict(settings.scheduler_options)
@@ -152,15 +161,30 @@ def _scheduler_options(settings: SweepSettings) -> dict[str, Any]:
 
 
 def _stopper(settings: SweepSettings) -> tune.Stopper | None:
-    """The silent/saturated-network stopper when ``settings.silence`` is on (else None).
+    """The compute budget (``--budget-seconds``) and the silent/saturated-network stopper
+    (``settings.silence``), combined through ``ray.tune.stopper.CombinedStopper``; None when
+    neither is on.
 
-    Further stoppers would be combined with it through ``ray.tune.stopper.CombinedStopper``.
+    The budget comes first: CombinedStopper stops asking once one stopper says stop, and the
+    budget must count every result (it never stops a single trial itself). Ray keeps the
+    stopper in its experiment snapshot, so ``--resume`` continues with the seconds spent
+    (``search/budget.py``).
     """
-    if not settings.silence:
-        return None
-    from snnsearch.search.silence import SilenceStopper
+    parts: list[tune.Stopper] = []
+    if settings.budget_s is not None:
+        from snnsearch.search.budget import ComputeBudget
 
-    return SilenceStopper(check_from=settings.silence_from, **dict(settings.silence_options))
+        parts.append(ComputeBudget(budget_s=settings.budget_s))
+    if settings.silence:
+        from snnsearch.search.silence import SilenceStopper
+
+        parts.append(SilenceStopper(check_from=settings.silence_from,
+                                    **dict(settings.silence_options)))
+    if len(parts) < 2:
+        return parts[0] if parts else None
+    from ray.tune.stopper import CombinedStopper
+
+    return CombinedStopper(*parts)
 
 
 def _console_reporter(settings: SweepSettings, space: SearchSpace) -> tune.ProgressReporter:
@@ -178,7 +202,9 @@ def _console_reporter(settings: SweepSettings, space: SearchSpace) -> tune.Progr
         max_report_frequency=30,
         max_progress_rows=20,
         # metric/mode come from TuneConfig; Ray refuses a reporter that has its own.
-        sort_by_metric=True,
+        # Not with --budget-seconds: Ray 2.60 sorts finished trials by the metric and raises
+        # TypeError on one the budget stopped before its first result (None vs float).
+        sort_by_metric=settings.budget_s is None,
     )
 
 

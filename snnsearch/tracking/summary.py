@@ -39,6 +39,8 @@ def trial_status(
         return ERRORED
     if isinstance(stop_reason, str) and stop_reason:
         return stop_reason
+    if epochs_run is None:  # ended before its first report (--budget-seconds stops them all)
+        return STOPPED
     if planned_epochs is not None and (epochs_run or 0) < int(planned_epochs):
         return STOPPED
     return COMPLETED

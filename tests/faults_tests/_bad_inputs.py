@@ -482,6 +482,36 @@ def cases(free_port: int) -> list[Case]:
              ("{tmp}/nowhere", "KITTI raw root"), task="depth", setup=_kitti_case(
                  lambda tmp, root: None)),
         *_new_cases(),
+        *_cost_cases(),
+    ]
+
+
+def _cost_cases() -> list[Case]:
+    """Cost-aware budgets (issue 22): ``--budget-seconds``, ``--time-attr cost`` and its
+    seconds, checked before Ray starts (Ray's ASHA would assert only once Ray was up, and a
+    seconds flag without ``--time-attr cost`` was read by nothing)."""
+    cost = ("--time-attr", "cost")
+    return [
+        Case("budget-seconds-zero", ("--budget-seconds", "0"), ("--budget-seconds 0", "> 0")),
+        Case("budget-seconds-nan", ("--budget-seconds", "nan"), ("--budget-seconds nan",
+                                                                  "finite")),
+        Case("cost-without-max-seconds", (*cost, "--grace-seconds", "5"),
+             ("--time-attr cost needs --max-seconds", "--grace-seconds 60 --max-seconds")),
+        Case("cost-without-grace-seconds", (*cost, "--max-seconds", "60"),
+             ("--time-attr cost needs --grace-seconds",)),
+        Case("grace-seconds-over-max", (*cost, "--grace-seconds", "120", "--max-seconds", "60"),
+             ("--grace-seconds 120", "<= --max-seconds (60)")),
+        Case("max-seconds-negative", (*cost, "--grace-seconds", "5", "--max-seconds", "-1"),
+             ("--max-seconds -1", "> 0")),
+        Case("seconds-without-cost", ("--grace-seconds", "5"),
+             ("--grace-seconds 5", "only read with --time-attr cost")),
+        Case("time-attr-unknown", ("--time-attr", "seconds"), ("--time-attr", "invalid choice")),
+        Case("resume-other-budget", ("--resume", "--name", "stored", "--budget-seconds", "600"),
+             ("--resume: the sweep keeps --budget-seconds none", "--warm-start"),
+             setup=_stored_sweep()),
+        Case("time-attr-yaml-unknown", ("--space", "{tmp}/space.yaml"),
+             ("--time-attr 'seconds'", "epoch, cost"),
+             setup=_space({**_tiny_classify(), "tune": {"time_attr": "seconds"}})),
     ]
 
 
