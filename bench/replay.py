@@ -47,7 +47,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, rows: list[dict[str, 
                   max_s=args.max_s)
     return ray_sweep(arm, seed=seed, space=space, rungs=rungs, budget=args.budget,
                      concurrency=args.concurrency, rows=rows,
-                     nsga2_population=args.nsga2_population)
+                     nsga2_population=args.nsga2_population, budget_s=args.budget_seconds)
 
 
 def write(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any]) -> None:
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=150, help="trial-epochs per sweep")
+    p.add_argument("--budget-seconds", type=float,
+                   help="compute seconds per sweep instead (the recorded cost; --budget then "
+                        "only bounds the number of trials)")
     p.add_argument("--max-t", type=int, default=5)
     p.add_argument("--grace", type=int, default=1)
     p.add_argument("--eta", type=float, default=3.0)

@@ -35,8 +35,16 @@ class TrialEpochBudget:
         return self.seen >= self.budget
 
 
-def _stopper(budget: int, stoppers: tuple[Any, ...]) -> Any:
+def _stopper(budget: int, stoppers: tuple[Any, ...], budget_s: float | None = None) -> Any:
+    """The sweep's budget first (a CombinedStopper skips later stoppers once one says stop):
+    ``budget`` trial-epochs, or ``budget_s`` compute seconds (the engine's
+    :class:`~snnsearch.search.budget.ComputeBudget`, ``--budget-seconds``)."""
     from ray.tune.stopper import CombinedStopper, Stopper
+
+    if budget_s is not None:
+        from snnsearch.search.budget import ComputeBudget
+
+        return CombinedStopper(ComputeBudget(budget_s=budget_s), *stoppers)
 
     class _Budget(TrialEpochBudget, Stopper):
         pass
@@ -66,9 +74,12 @@ def _trace_callback(rows: list[dict[str, Any]], arm: str, seed: int, concurrency
 
 
 def ray_sweep(arm: str, *, seed: int, space: SearchSpace, rungs: Rungs, budget: int,
-              concurrency: int, rows: list[dict[str, Any]], nsga2_population: int = 10) -> float:
+              concurrency: int, rows: list[dict[str, Any]], nsga2_population: int = 10,
+              budget_s: float | None = None) -> float:
     """One real Ray Tune sweep of ``arm`` (Ray must be initialised) over the replay ``space``
-    (its fixed values name the table); appends its trace to ``rows``; returns wall seconds."""
+    (its fixed values name the table); appends its trace to ``rows``; returns wall seconds.
+    ``budget`` trial-epochs, or ``budget_s`` compute seconds when given (then ``budget`` only
+    bounds the number of trials)."""
     from ray import tune
 
     searcher, sched, stoppers = build_arm(ARMS[arm], space=space, seed=seed, rungs=rungs,
@@ -84,7 +95,7 @@ def ray_sweep(arm: str, *, seed: int, space: SearchSpace, rungs: Rungs, budget: 
             ),
             run_config=tune.RunConfig(
                 name=f"{arm}-{seed}", storage_path=storage, verbose=0,
-                stop=_stopper(budget, stoppers),
+                stop=_stopper(budget, stoppers, budget_s),
                 callbacks=[_trace_callback(rows, arm, seed, concurrency)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),

@@ -43,16 +43,21 @@ KEYS = ("epoch", "config_id", "stop_reason")
 
 @pytest.mark.slow
 def test_simulated_sweeps_equal_real_ray_tune_sweeps(ray_local):
-    """Three arms (Ray's ASHA, MO-ASHA with the silence stopper, MO-ASHA with rungs in compute
-    seconds), 45 trial-epochs each: identical traces, trial for trial."""
+    """Three arms (Ray's ASHA, MO-ASHA with the silence stopper, 45 trial-epochs each; MO-ASHA
+    with rungs in compute seconds under a 60 s compute budget): identical traces, trial for
+    trial."""
     from snnsearch.testing.replay_ray import ray_sweep
 
-    for arm, seed in (("tpe_asha", 3), ("moasha_crowd_silence", 5), ("moasha_cost", 7)):
+    cases = (("tpe_asha", 3, None), ("moasha_crowd_silence", 5, None), ("moasha_cost", 7, 60.0))
+    for arm, seed, seconds in cases:
         real: list[dict] = []
+        # The cost arm spends a budget of compute seconds (the engine's ComputeBudget in Ray).
         ray_sweep(arm, seed=seed, space=_space(seed), rungs=RUNGS, budget=45, concurrency=1,
-                  rows=real)
-        sim = _simulated(arm, seed, Budget(epochs=45))
-        assert len(sim) == len(real) == 45, arm
+                  rows=real, budget_s=seconds)
+        sim = _simulated(arm, seed, Budget(epochs=45) if seconds is None else
+                         Budget(seconds=seconds))
+        assert len(sim) == len(real), arm
+        assert len(sim) == 45 if seconds is None else sim[-1]["spent_s"] >= seconds, arm
         # Trial ids differ in form (Ray's vs sim_00000); the order in which trials first appear
         # must match.
         ids_real = list(dict.fromkeys(r["trial_id"] for r in real))
