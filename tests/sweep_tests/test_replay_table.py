@@ -42,3 +42,42 @@ def test_epoch_metrics_normalise_ilif_rates(table: ReplayTable) -> None:
     m = epoch_metrics(ilif[0])
     assert m["output_rate_norm"] == pytest.approx(m["output_firing_rate"] / ilif[0]["D"])
     assert {"val_acc", "energy_mj", "epoch", "silent_fraction", "epoch_time_s"} <= set(m)
+
+
+LONG = REPO / "bench" / "replay_fashion.parquet"
+
+
+def test_long_recording_matches_its_draw_and_has_costs() -> None:
+    """The FashionMNIST recording (issue 22): the configurations ``replay_record.py --profile
+    fashion_long`` draws, 20 epochs each, every family and model x neuron pair present, a
+    positive CPU cost per epoch and the MAC x T model beside it; the MNIST draw of issue 11 is
+    unchanged by the profile refactor."""
+    import importlib.util
+    import json
+
+    import pyarrow.parquet as pq
+
+    spec = importlib.util.spec_from_file_location("replay_record", REPO / "bench" /
+                                                  "replay_record.py")
+    record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record)
+    mnist = ReplayTable.load(TABLE)
+    for cfg in record.draw(216, 0):
+        got = mnist.configs[cfg["config_id"]]
+        assert all(got[k] == v for k, v in cfg.items()), cfg
+    raw = pq.read_table(LONG)
+    meta = json.loads(raw.schema.metadata[b"snnsearch_replay"])
+    assert meta["profile"] == "fashion_long" and meta["epochs"] >= 20
+    long = ReplayTable(raw.to_pylist())
+    drawn = record.draw(meta["configs"], meta["seed"], record.PROFILES["fashion_long"])
+    assert len(long.curves) == len(drawn) >= 300
+    for cfg in drawn:
+        got = long.configs[cfg["config_id"]]
+        assert all(got[k] == v for k, v in cfg.items()), cfg
+        curve = long.curves[cfg["config_id"]]
+        assert len(curve) == 20 or curve[-1]["error"]
+        assert all(r["cpu_s"] > 0 and r["mac_t"] == r["ann_macs"] * r["T"]
+                   for r in curve if not r["error"])
+    assert {c["model"] for c in long.configs.values()} == {"fc", "csnn", "spikformer"}
+    assert len({(c["model"], c["neuron"]) for c in long.configs.values()}) == 12
+    assert LONG.stat().st_size <= 2 * 2**20
