@@ -54,12 +54,14 @@ def test_long_recording_matches_its_draw_and_has_costs() -> None:
     unchanged by the profile refactor."""
     import importlib.util
     import json
+    import sys
 
     import pyarrow.parquet as pq
 
     spec = importlib.util.spec_from_file_location("replay_record", REPO / "bench" /
                                                   "replay_record.py")
     record = importlib.util.module_from_spec(spec)
+    sys.modules["replay_record"] = record  # its frozen dataclass looks its module up there
     spec.loader.exec_module(record)
     mnist = ReplayTable.load(TABLE)
     for cfg in record.draw(216, 0):
