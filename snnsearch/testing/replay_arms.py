@@ -73,6 +73,13 @@ ARMS: dict[str, Arm] = {
     "moasha_cost_hvc": Arm(sampler="tpe", scheduler="moasha", tiebreak="hvc", time_attr=COST),
     "moasha_cost_bohb": Arm(sampler="tpe", scheduler="moasha", tell_rung=True, time_attr=COST),
     "moasha_cost_cheap": Arm(sampler="tpe", scheduler="moasha", time_attr=COST, cheap_first=10),
+    # Combinations of what won on the tuning seeds (0-19) of docs/benchmarks.md "Issue 22".
+    "moasha_cost_cheap_hvc": Arm(sampler="tpe", scheduler="moasha", time_attr=COST,
+                                 cheap_first=10, tiebreak="hvc"),
+    "moasha_cost_cheap_eps": Arm(sampler="tpe", scheduler="moasha", time_attr=COST,
+                                 cheap_first=10, tiebreak="epsnet"),
+    "moasha_cheap_eps_silence": Arm(sampler="tpe", scheduler="moasha", tiebreak="epsnet",
+                                    silence=True, cheap_first=10),
     "moasha_cost_eps": Arm(sampler="tpe", scheduler="moasha", tiebreak="epsnet",
                            time_attr=COST),
 }
