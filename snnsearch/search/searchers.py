@@ -138,3 +138,31 @@ def build_searcher(
         space, metric=metric, mode=mode, max_t=max_t, sampler=made, constraints=constraints,
         **dict(searcher_options or {}),
     )
+
+
+CHEAP_KNOB = "T"  # timesteps: the factor an SNN's compute grows with, epoch for epoch
+
+
+def cheapest_value(params: Sequence[Any], knob: str = CHEAP_KNOB) -> Any:
+    """The smallest value the space can give ``knob`` (a categorical's least choice or a
+    numeric range's low end); ValueError when the space does not search ``knob``."""
+    spec = next((p for p in params if p.name == knob), None)
+    if spec is None:
+        raise ValueError(f"--cheap-first needs a space that searches {knob!r} (the trials run "
+                         f"at its smallest value); this space fixes or lacks it: drop "
+                         "--cheap-first or search it")
+    return min(spec.choices) if spec.kind == "categorical" else (
+        int(spec.low) if spec.kind == "int" else spec.low)
+
+
+def enqueue_cheap_first(searcher: Any, params: Sequence[Any], n: int,
+                        knob: str = CHEAP_KNOB) -> None:
+    """Cost-aware sampling (issue 22, docs/moasha.md): the searcher's first ``n`` trials run at
+    the smallest ``knob`` (Optuna's ``enqueue_trial`` with that one parameter fixed; the sampler
+    draws the others), so a sweep's first compute goes to the cheap end of its cost."""
+    if n <= 0:
+        return
+    value = cheapest_value(params, knob)
+    for _ in range(n):
+        # Ray's OptunaSearch asks this study for every trial, enqueued ones first.
+        searcher._ot_study.enqueue_trial({knob: value}, skip_if_exists=False)

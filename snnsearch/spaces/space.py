@@ -50,7 +50,7 @@ TUNE_KEYS = frozenset(
         "reduction_factor", "cpus_per_trial", "gpus_per_trial", "concurrency", "seed",
         "max_failures", "scheduler_options", "sampler_options", "objectives",
         "silence", "silence_from", "silence_options", "keep_checkpoints",
-        "constraints", "moasha_tiebreak", "budget_s", "time_attr", "grace_s", "max_s",
+        "constraints", "moasha_tiebreak", "budget_s", "time_attr", "grace_s", "max_s", "cheap_first",
     }
 )
 SMOKE_KEYS = frozenset({"fixed", "tune", "seeds"})

@@ -54,6 +54,9 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA max_t)")
     p.add_argument("--grace", type=int, help="ASHA grace period in epochs")
     p.add_argument("--reduction-factor", type=float, help="ASHA reduction factor (eta)")
+    p.add_argument("--cheap-first", type=int, metavar="N",
+                   help="cost-aware sampling: the first N trials run at the space's smallest T "
+                        "(the sampler draws the rest; default 0: off)")
     p.add_argument("--budget-seconds", dest="budget_s", type=float, metavar="S",
                    help="stop the sweep once its trials have spent S compute seconds in all "
                         "(summed time_total_s; default: no budget)")
@@ -222,14 +225,15 @@ def _shown(path: Path) -> str:
 # budget stopper with its count from the experiment snapshot and ASHA's rungs from their own, so
 # a new value given with --resume would be read by nothing.
 _KEPT_ON_RESUME = {"budget_s": "--budget-seconds", "time_attr": "--time-attr",
-                   "grace_s": "--grace-seconds", "max_s": "--max-seconds"}
+                   "grace_s": "--grace-seconds", "max_s": "--max-seconds",
+                   "cheap_first": "--cheap-first"}
 
 
 def _check_stored_budget(args: argparse.Namespace, stored: dict) -> None:
     for key, flag in _KEPT_ON_RESUME.items():
         # A sweep.json from before these keys ran with the defaults.
-        given, kept = getattr(args, key, None), stored.get(key, "epoch" if key == "time_attr"
-                                                            else None)
+        given = getattr(args, key, None)
+        kept = stored.get(key, {"time_attr": "epoch", "cheap_first": 0}.get(key))
         if given is not None and given != kept:
             shown = "none" if kept is None else f"{kept:g}" if isinstance(kept, float) else kept
             raise ValueError(f"--resume: the sweep keeps {flag} {shown} (its budget and rungs "

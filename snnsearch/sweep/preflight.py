@@ -46,6 +46,13 @@ def check_inputs(settings: SweepSettings, space: SearchSpace) -> None:
     check_tracking_store(settings.mlflow_uri)
     fixed = trial_fixed(space, settings)
     run_space = space.with_fixed(fixed)
+    if settings.cheap_first:
+        if settings.sampler == "grid":
+            raise ValueError("--cheap-first enqueues trials for the sampler; a grid space runs "
+                             "every cell as given: drop --cheap-first")
+        from snnsearch.search.searchers import cheapest_value
+
+        cheapest_value(run_space.params)  # the space must search T
     # --smoke fixes small widths for every model family: not the user's choice to judge.
     smoke_defaults = (frozenset(space.smoke.get("fixed", {})) - set(space.fixed)
                       if settings.smoke else frozenset())

@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     # trial's cumulative seconds, with rungs at grace_s * eta**k up to max_s seconds).
     "budget_s": None,
     "time_attr": "epoch",
+    "cheap_first": 0,
     "grace_s": None,
     "max_s": None,
 }
@@ -118,6 +119,8 @@ class SweepSettings:
             ``max_s``). The searcher counts completion in epochs either way (``max_epochs``).
         grace_s, max_s: the cost-aware grace period and per-trial cap in seconds (both
             required with ``time_attr="cost"``, refused with ``"epoch"``).
+        cheap_first: cost-aware sampling: the first this many trials run at the space's
+            smallest T (``--cheap-first``; 0: off).
     """
 
     task: str
@@ -160,6 +163,7 @@ class SweepSettings:
     export_test_images: int | None = None
     budget_s: float | None = None
     time_attr: str = "epoch"
+    cheap_first: int = 0
     grace_s: float | None = None
     max_s: float | None = None
 
@@ -256,6 +260,7 @@ def resolve_settings(
         export_test_images=_positive(merged["export_test_images"], "--export-test-images"),
         budget_s=_seconds(merged["budget_s"], "--budget-seconds"),
         time_attr=_time_attr(merged["time_attr"]),
+        cheap_first=_cheap_first(merged["cheap_first"]),
         grace_s=_seconds(merged["grace_s"], "--grace-seconds"),
         max_s=_seconds(merged["max_s"], "--max-seconds"),
     )
@@ -311,6 +316,14 @@ def _seconds(value: Any, flag: str) -> float | None:
 
 
 TIME_ATTR_CHOICES = ("epoch", "cost")  # search.budget.TIME_ATTRS (not imported: it loads Ray)
+
+
+def _cheap_first(value: Any) -> int:
+    """``--cheap-first N``: a whole number of trials >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"--cheap-first {value!r}: must be a whole number of trials >= 0 "
+                         "(0: off)")
+    return value
 
 
 def _time_attr(value: Any) -> str:

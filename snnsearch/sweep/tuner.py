@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.search.schedulers import SchedulerSettings, build_scheduler
-from snnsearch.search.searchers import build_searcher
+from snnsearch.search.searchers import build_searcher, enqueue_cheap_first
 from snnsearch.spaces.space import SearchSpace
 from snnsearch.sweep.preflight import TOKEN_HINT, check_listening
 from snnsearch.sweep.settings import SweepSettings, trial_fixed
@@ -78,6 +78,7 @@ def build_tuner(
     )
     if warm is not None:
         add_to_study(searcher._ot_study, warm)
+    enqueue_cheap_first(searcher, space.params, settings.cheap_first)
     scheduler = build_scheduler(settings.scheduler, scheduler_settings(settings))
     tune_config = tune.TuneConfig(
         metric=settings.metric,

@@ -104,7 +104,7 @@ def build_arm(arm: Arm, *, space: SearchSpace, seed: int, rungs: Rungs,
               nsga2_population: int = 10) -> tuple[Any, Any, tuple[Any, ...]]:
     """(searcher, scheduler, stoppers) of ``arm`` for one seed."""
     from snnsearch.search.schedulers import SchedulerSettings, build_scheduler
-    from snnsearch.search.searchers import build_searcher
+    from snnsearch.search.searchers import build_searcher, enqueue_cheap_first
     from snnsearch.search.silence import SilenceStopper
 
     options = dict(arm.sampler_options)
@@ -116,11 +116,7 @@ def build_arm(arm: Arm, *, space: SearchSpace, seed: int, rungs: Rungs,
         max_t=rungs.max_t,
         searcher_options={"tell_epoch": rungs.grace} if arm.tell_rung else None,
     )
-    if arm.cheap_first:
-        lowest_t = min(next(p for p in space.params if p.name == "T").choices)
-        for _ in range(arm.cheap_first):
-            # The searcher's own study: Ray's OptunaSearch asks it for every trial.
-            searcher._ot_study.enqueue_trial({"T": lowest_t}, skip_if_exists=False)
+    enqueue_cheap_first(searcher, space.params, arm.cheap_first)
     if arm.time_attr == COST:
         if rungs.grace_s is None or rungs.max_s is None:
             raise ValueError(f"cost arm needs Rungs(grace_s=..., max_s=...), got {rungs}")

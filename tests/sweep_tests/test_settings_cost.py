@@ -102,3 +102,31 @@ def test_time_attr_cost_without_asha_warns() -> None:
     warnings = input_warnings(_settings(COST, scheduler="fifo"))
     assert any("--time-attr cost has no effect with --scheduler fifo" in w for w in warnings)
     assert not input_warnings(_settings(COST, scheduler="asha"))
+
+
+def test_cheap_first_runs_the_first_trials_at_the_smallest_t(tmp_path) -> None:
+    """``--cheap-first N`` (cost-aware sampling): the searcher the engine builds suggests the
+    space's smallest T for its first N trials, then samples T again; a space that does not search
+    T and a negative N are refused before Ray starts."""
+    from pathlib import Path
+
+    from snnsearch.search.searchers import build_searcher, enqueue_cheap_first
+    from snnsearch.sweep.preflight import check_inputs
+
+    space = load_space(Path(__file__).resolve().parents[2] / "search_spaces" / "mnist.yaml")
+    settings = resolve_settings(space, task="mnist", overrides={"cheap_first": 4})
+    assert settings.cheap_first == 4 and settings.to_dict()["cheap_first"] == 4
+    searcher = build_searcher(space=space.define_by_run(), sampler="tpe", seed=0,
+                              metric="val_acc", mode="max", max_t=3)
+    enqueue_cheap_first(searcher, space.params, settings.cheap_first)
+    # T exists only for the spiking models (the ANN twins draw none): where drawn, it is 1.
+    ts = [searcher.suggest(f"t{i}").get("T") for i in range(16)]
+    assert set(ts[:4]) <= {1, None} and 1 in ts[:4]
+    assert {t for t in ts[4:] if t is not None} - {1}
+    with pytest.raises(ValueError, match="--cheap-first"):
+        resolve_settings(space, task="mnist", overrides={"cheap_first": -1})
+    fixed_t = space.with_fixed({"T": 4})
+    bad = resolve_settings(fixed_t, task="mnist", overrides={"cheap_first": 2,
+                                                             "storage": str(tmp_path)})
+    with pytest.raises(ValueError, match="--cheap-first needs a space that searches 'T'"):
+        check_inputs(bad, fixed_t)
