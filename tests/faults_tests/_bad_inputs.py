@@ -512,6 +512,11 @@ def _cost_cases() -> list[Case]:
         Case("time-attr-yaml-unknown", ("--space", "{tmp}/space.yaml"),
              ("--time-attr 'seconds'", "epoch, cost"),
              setup=_space({**_tiny_classify(), "tune": {"time_attr": "seconds"}})),
+        Case("cheap-first-negative", ("--cheap-first", "-2"),
+             ("--cheap-first -2", "whole number of trials >= 0")),
+        Case("cheap-first-without-t", ("--space", "{tmp}/space.yaml", "--cheap-first", "3"),
+             ("--cheap-first needs a space that searches 'T'", "drop --cheap-first"),
+             setup=_space(_tiny_classify())),  # it fixes T=2
     ]
 
 
