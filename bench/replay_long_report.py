@@ -35,6 +35,9 @@ from replay_report import DECADES, reference, to_points
 FIFO = "tpe_fifo"
 PEER = "synetune_moasha"
 GRID = 200  # points of the seconds axis
+PLOTTED = ("tpe_fifo", "random_fifo", "nsga2_fifo", "tpe_asha", "moasha_crowd", "moasha_cost",
+           "moasha_cost_cheap_hvc", "moasha_cheap_eps_silence", "synetune_moasha",
+           "synetune_moasha_shipped")
 
 
 def hv_trace(g: Any, ref: tuple[float, float]) -> np.ndarray:
@@ -178,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", type=Path)
     p.add_argument("--title", default="Long FashionMNIST curves: median and IQR over seeds")
     p.add_argument("--json", type=Path)
+    p.add_argument("--plot-arms", default=",".join(PLOTTED),
+                   help="arms drawn in the plot (the table has all)")
     args = p.parse_args(argv)
     table = pq.read_table(args.table).to_pandas()
     metas = [json.loads(pq.read_table(r).schema.metadata[b"snnsearch_replay_long"])
@@ -195,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
            "rungs": metas[0]["rungs"], "seeds": sorted(int(s) for s in runs["seed"].unique()),
            "arms": rows, "markdown": to_markdown(rows)}
     if args.plot:
-        plot(grid, hv, traces, args.plot, budget_s, args.title)
+        shown = [a for a in args.plot_arms.split(",") if a in hv]
+        plot(grid, {a: hv[a] for a in shown}, {a: traces[a] for a in shown}, args.plot,
+             budget_s, args.title)
     text = json.dumps(out, indent=1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
