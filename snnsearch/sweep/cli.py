@@ -43,8 +43,8 @@ def build_parser(task: str, default_space: Path) -> argparse.ArgumentParser:
                         "--constraint val_acc>=0.98 (violators are infeasible for the sampler "
                         "and greyed off the Pareto front)")
     p.add_argument("--moasha-tiebreak", choices=("crowding", "epsnet", "hvc"),
-                   help="MO-ASHA order within a front: NSGA-II crowding distance (default), "
-                        "Syne Tune's epsilon-net or exclusive hypervolume contribution (hvc)")
+                   help="MO-ASHA order within a front: exclusive hypervolume contribution "
+                        "(hvc, default), NSGA-II crowding distance or Syne Tune's epsilon-net")
     p.add_argument("--silence", action=argparse.BooleanOptionalAction, default=None,
                    help="stop trials whose output layer is silent or saturated (default: on for "
                         "tasks whose output is spikes, classification; off for depth)")

@@ -203,7 +203,10 @@ def input_warnings(settings: SweepSettings) -> list[str]:
     if settings.time_attr == "cost" and settings.scheduler not in ("asha", "moasha"):
         out.append(f"--time-attr cost has no effect with --scheduler {settings.scheduler}; it "
                    "sets the rungs of asha and moasha (--budget-seconds works with any)")
-    if settings.moasha_tiebreak != "crowding" and settings.scheduler != "moasha":
+    from snnsearch.sweep.settings import DEFAULTS
+
+    if (settings.moasha_tiebreak != DEFAULTS["moasha_tiebreak"]
+            and settings.scheduler != "moasha"):
         out.append(f"--moasha-tiebreak {settings.moasha_tiebreak} has no effect with "
                    f"--scheduler {settings.scheduler}; it orders MO-ASHA's fronts only")
     return out

@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     # needs); a depth checkpoint (nets + Adam)
     # is 0.2-0.4 GB, so each extra one multiplies a sweep's storage (docs/cluster.md).
     "keep_checkpoints": 1,
-    "moasha_tiebreak": "crowding",
+    # Promotion by hypervolume contribution won the long-curve replay (issue 22).
+    "moasha_tiebreak": "hvc",
     "constraints": (),
     "repeats": 0,
     "repeat_top": 3,
@@ -97,7 +98,8 @@ class SweepSettings:
             val_acc:max,energy_mj:min``): the Optuna study and MO-ASHA rank all of them and a
             Pareto report is written; ``metric``/``mode`` stay the single objective that
             TuneConfig and the best-trial summary use (it must be one of the objectives).
-        moasha_tiebreak: MO-ASHA's order within a front, ``crowding``, ``epsnet`` or ``hvc``.
+        moasha_tiebreak: MO-ASHA's order within a front, ``hvc`` (default), ``crowding`` or
+            ``epsnet``.
         constraints: hard constraints ``metric<=bound`` / ``metric>=bound`` (``--constraint``):
             infeasible for the sampler, off the Pareto front in the report.
         silence: stop silent/saturated trials (``SilenceStopper``); silence_from: first epoch
@@ -153,7 +155,7 @@ class SweepSettings:
     silence_options: Mapping[str, float] = dataclasses.field(default_factory=dict)
     pareto_ref: tuple[float, ...] | None = None
     keep_checkpoints: int = 1
-    moasha_tiebreak: str = "crowding"
+    moasha_tiebreak: str = "hvc"
     constraints: tuple[str, ...] = ()
     repeats: int = 0
     repeat_top: int = 3

@@ -84,7 +84,7 @@ def test_cli_constraints_and_tiebreak_reach_settings_searcher_and_scheduler() ->
                               seed=0, metric=["val_acc", "energy_mj"], mode=["max", "min"],
                               max_t=4, constraints=s.constraints)
     assert [str(c) for c in searcher._constraints] == list(s.constraints)
-    assert _resolve().constraints == () and _resolve().moasha_tiebreak == "crowding"
+    assert _resolve().constraints == () and _resolve().moasha_tiebreak == "hvc"
     with pytest.raises(ValueError, match="--moasha-tiebreak 'x'"):
         _resolve(moasha_tiebreak="x")
 
