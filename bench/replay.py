@@ -51,17 +51,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, rows: list[dict[str, 
 
 
 def write(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any]) -> None:
-    import json
+    from replay_record import write as write_table
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows).replace_schema_metadata(
-        {b"snnsearch_replay_runs": json.dumps(meta).encode()})
-    tmp = out.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    write_table(rows, out, meta, key=b"snnsearch_replay_runs")
 
 
 def main(argv: list[str] | None = None) -> int:

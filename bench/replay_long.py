@@ -108,15 +108,9 @@ def _job(job: tuple[str, int, argparse.Namespace]) -> tuple[str, int, list[dict]
 
 
 def write(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from replay_record import write as write_table
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows).replace_schema_metadata(
-        {b"snnsearch_replay_long": json.dumps(meta).encode()})
-    tmp = out.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    write_table(rows, out, meta, key=b"snnsearch_replay_long")
 
 
 def main(argv: list[str] | None = None) -> int:

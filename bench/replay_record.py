@@ -247,13 +247,16 @@ def record_one(cfg: dict[str, Any], data_dir: str, epochs: int, images,
     return rows
 
 
-def write(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any]) -> None:
-    """Atomically (re)write the table with ``meta`` as Parquet schema metadata."""
+def write(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any],
+          key: bytes = b"snnsearch_replay") -> None:
+    """Atomically (re)write the table with ``meta`` as Parquet schema metadata under ``key``
+    (the replay benchmarks' run tables use this too, each with its own key)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(rows)
-    table = table.replace_schema_metadata({b"snnsearch_replay": json.dumps(meta).encode()})
+    table = table.replace_schema_metadata({key: json.dumps(meta).encode()})
     tmp = out.with_suffix(".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, out)

@@ -55,6 +55,9 @@ class Policy(Protocol):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """The next configuration, or None when the policy has none to give now."""
 
+    def on_add(self, trial: SimTrial) -> None:
+        """``trial`` was created from the last suggestion."""
+
     def on_result(self, trial: SimTrial, result: dict[str, Any]) -> bool:
         """Whether ``trial`` continues after ``result``."""
 
@@ -167,8 +170,7 @@ def simulate(
                 return
             serial += 1
             trial = SimTrial(trial_id, config, table.curves[table.nearest(config)])
-            if hasattr(policy, "on_add"):
-                policy.on_add(trial)
+            policy.on_add(trial)
             _schedule(trial, now)
 
     def _schedule(trial: SimTrial, now: float) -> None:

@@ -124,3 +124,19 @@ def test_a_served_model_answers_every_call_from_rest() -> None:
         first, second = servable(x), servable(x)
         functional.reset_net(model)
     assert torch.equal(first, second)
+
+
+def test_a_layer_spikingjelly_cannot_export_is_refused_not_raised(monkeypatch) -> None:
+    """spikingjelly's exporter raises NotImplementedError for a module it has no NIR node for
+    (a newer layer than its converter knows): that becomes NotExportable, which the sweep's
+    export records per trial instead of ending the export of the others."""
+    from spikingjelly.activation_based import nir_exchange
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("no NIR node for Dropout2d")
+
+    monkeypatch.setattr(nir_exchange, "export_to_nir", refuse)
+    model, cfg = load_trained(_trained_like(model="fc", hidden_layers=1, hidden_width=8))
+    with pytest.raises(NotExportable, match="spikingjelly's NIR exporter: no NIR node for "
+                                            "Dropout2d"):
+        export_nir(step_network(model, cfg), cfg)
