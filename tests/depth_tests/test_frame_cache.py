@@ -145,7 +145,7 @@ def test_concurrent_trials_build_once(
                 and p.parent.name != ".locks"]  # no temporary file left
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, 1, 2])
 def test_a_batch_is_one_gather_equal_to_the_png_path(
     kitti_stereo_root: Path, tmp_path: Path, workers: int
 ) -> None:
@@ -179,6 +179,45 @@ def test_a_batch_is_one_gather_equal_to_the_png_path(
             unsorted = [idx.index(i) for i in order[5 * n: 5 * n + 5]]
             assert torch.equal(batch.frames[unsorted],
                                torch.stack([data[i].frames for i in order[5 * n: 5 * n + 5]]))
+    if workers:  # each ring slot's storage crossed once; later batches named it by key
+        from snnsearch.depth.data import batches as B
+
+        ours = [k for k in B._RECEIVED if k[0] in {w.pid for w in loader._iterator._workers}]
+        assert 0 < len(ours) <= workers * data.buffers.ring * 2  # 2 shapes: 5 and the last 2
     whole = data.__getitems__([9, 2, 30, 2])  # any order (and repeats) is kept as given
     assert whole.idx.tolist() == [9, 2, 30, 2]
     assert torch.equal(whole.frames, torch.stack([data[i].frames for i in (9, 2, 30, 2)]))
+
+
+def test_a_worker_sends_a_ring_slot_once_then_its_key() -> None:
+    """The first pickle of a slot carries its shared storage; later ones only the key, which the
+    training process resolves to the tensor it already maps; slots of exited workers are let
+    go."""
+    import io
+    import os
+    import pickle
+
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401 - registers the tensor reductions
+
+    from snnsearch.depth.data import batches as B
+
+    def dumped(obj: object) -> bytes:
+        buf = io.BytesIO()
+        ForkingPickler(buf, pickle.HIGHEST_PROTOCOL).dump(obj)
+        return buf.getvalue()
+
+    slot = B._shared((2, 3, 8, 8))
+    slot.fill_(7)
+    key = (os.getpid(), "nonce", 0, (2, 3, 8, 8))
+    first, later = dumped(B._SlotRef(key, slot)), dumped(B._SlotRef(key, None))
+    assert len(later) < 200 and b"rebuild_storage" in first and b"rebuild_storage" not in later
+    received = pickle.loads(first)
+    assert torch.equal(received, slot) and pickle.loads(later) is received
+    with pytest.raises(RuntimeError, match="unknown here"):
+        pickle.loads(dumped(B._SlotRef((os.getpid(), "other", 0, ()), None)))
+    dead = (2**22 + 12345, "gone", 0, ())  # beyond pid_max: no such process
+    B._RECEIVED[dead] = slot
+    B._register_slot((os.getpid(), "nonce", 1, ()), slot)
+    assert dead not in B._RECEIVED and key in B._RECEIVED

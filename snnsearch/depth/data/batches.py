@@ -9,6 +9,9 @@ fields (K, indices, poses) travel by value.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,8 @@ class BatchBuffers:
         self.ring = ring
         self._held: dict[Any, list[torch.Tensor]] = {}
         self._turn = -1
+        self._sent: set[Hashable] = set()  # slots whose storage the training process has
+        self._nonce = os.urandom(8).hex()  # tells this process's slots from a reused pid's
 
     def __getstate__(self) -> dict:
         return {"ring": self.ring}  # each process keeps its own buffers
@@ -51,11 +56,36 @@ class BatchBuffers:
         from torch.utils.data import get_worker_info
 
         if get_worker_info() is not None:
-            ring = self._held.setdefault((shape, "shared"), [])
-            self._turn = (self._turn + 1) % self.ring
-            if len(ring) <= self._turn:
-                ring.append(_shared(shape))
-            return ring[self._turn % len(ring)]
+            return self._ring_slot(shape)[1]
+        return self._local(shape, pin=pin)
+
+    def _ring_slot(self, shape: tuple[int, ...]) -> tuple[int, torch.Tensor]:
+        """The next shared buffer of ``shape`` (round-robin) and its index in the ring (a
+        buffer keeps its index: the ring only grows)."""
+        ring = self._held.setdefault((shape, "shared"), [])
+        self._turn = (self._turn + 1) % self.ring
+        if len(ring) <= self._turn:
+            ring.append(_shared(shape))
+        slot = self._turn % len(ring)
+        return slot, ring[slot]
+
+    def worker_frames(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, Any]:
+        """Inside a DataLoader worker: the next ring slot to gather into, and what to put in
+        the batch in its place (it arrives in the training process as that slot's tensor).
+
+        Why not send the tensor: a worker sends a shared-memory tensor as a file descriptor,
+        and the training process fetches that descriptor from the worker over a Unix socket
+        and maps it again for every batch, although the ring reuses the same few buffers
+        (≈ 0.5 ms per batch on the 2-core VM, more than the gather). So each slot's storage is
+        sent once; afterwards only its key travels, and the training process looks the
+        mapping it already has up (:func:`_received_slot`)."""
+        slot, frames = self._ring_slot(shape)
+        key = (os.getpid(), self._nonce, slot, shape)
+        first = key not in self._sent
+        self._sent.add(key)
+        return frames, _SlotRef(key, frames if first else None)
+
+    def _local(self, shape: tuple[int, ...], *, pin: bool) -> torch.Tensor:
         pin = pin and torch.cuda.is_available()
         held = self._held.setdefault((shape, pin), [])
         for buffer in held:
@@ -80,6 +110,52 @@ class _ByValue:
 
     def __reduce__(self) -> tuple[Any, tuple[np.ndarray]]:
         return torch.from_numpy, (self.array,)
+
+
+# The training process's view of the workers' ring slots: key -> the mapped tensor.
+_RECEIVED: dict[Hashable, torch.Tensor] = {}
+_RECEIVED_LOCK = threading.Lock()
+
+
+class _SlotRef:
+    """A worker's ring slot in a batch: pickles as ``(key, tensor)`` the first time (the
+    storage travels as usual, once) and as the key alone afterwards."""
+
+    def __init__(self, key: Hashable, tensor: torch.Tensor | None) -> None:
+        self.key, self.tensor = key, tensor
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self.tensor is not None:
+            return _register_slot, (self.key, self.tensor)
+        return _received_slot, (self.key,)
+
+
+def _register_slot(key: Hashable, tensor: torch.Tensor) -> torch.Tensor:
+    """Keeps a slot's tensor for the later batches that name it; the slots of workers that
+    have exited are let go (each holds a batch-sized buffer)."""
+    with _RECEIVED_LOCK:
+        for old in [k for k in _RECEIVED if not _alive(k[0])]:  # type: ignore[index]
+            del _RECEIVED[old]
+        _RECEIVED[key] = tensor
+    return tensor
+
+
+def _received_slot(key: Hashable) -> torch.Tensor:
+    with _RECEIVED_LOCK:
+        tensor = _RECEIVED.get(key)
+    if tensor is None:  # cannot happen while the worker lives: its slots are kept
+        raise RuntimeError(f"batch buffer {key} of a DataLoader worker is unknown here")
+    return tensor
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def small(array: np.ndarray) -> torch.Tensor:

@@ -320,10 +320,16 @@ class KittiRawDataset(Dataset):
             frames = torch.stack([self[int(i)].frames for i in index])
             return DepthSample(frames, torch.from_numpy(K[index]), torch.from_numpy(index),
                                None if poses is None else torch.from_numpy(poses[index]))
+        from torch.utils.data import get_worker_info
+
         f, h, w = len(self.frame_ids), self.height, self.width
-        frames = self.buffers.frames((len(index), f, 3, h, w), pin=self.pin_batches)
+        shape = (len(index), f, 3, h, w)
+        if get_worker_info() is not None:  # the ring slot travels as a key after its first use
+            frames, sent = self.buffers.worker_frames(shape)
+        else:
+            frames = sent = self.buffers.frames(shape, pin=self.pin_batches)
         self.cache.gather(self._rows[index].reshape(-1), frames.numpy().reshape(-1, 3, h, w))
-        return DepthSample(frames, small(K[index]), small(index),
+        return DepthSample(sent, small(K[index]), small(index),
                            None if poses is None else small(poses[index]))
 
     def _item_tables(self) -> tuple[np.ndarray, np.ndarray | None]:
