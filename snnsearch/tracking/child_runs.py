@@ -5,14 +5,19 @@
 Ops (JSON-able dicts, so they can wait in the spill file):
 
 - ``{"op": "start", "trial", "name", "params"}``: create the child (or reopen it), RUNNING;
-- ``{"op": "result", "trial", "step", "time", "metrics"}``: one Tune result; consecutive results
-  are written as one ``log_batch`` per run;
+- ``{"op": "result", "trial", "step", "time", "metrics"}``: one Tune result;
 - ``{"op": "artifacts", "trial", "files": [[path, artifact_dir], ...]}``: figures/energy tables
   copied out of a checkpoint into the staging folder (the checkpoint may be deleted before the
   writer gets to them); a path outside the staging folder is refused (the spill file lives in
   the sweep directory, which is untrusted on resume);
 - ``{"op": "close", "trial", "status", "tags", "error"}``: final status tags and run status;
 - ``{"op": "drop_lost", "keep": [trial ids]}``: soft-delete children of trials Ray forgot.
+
+A batch of ops is written per trial (:meth:`ChildRuns.apply`): what one trial has waiting
+becomes ``create_run`` (new child), one ``log_batch`` with its params, every waiting result's
+metrics and its final tags, the uploads, then ``set_terminated``. A backlog (a slow or returning
+server) therefore drains in about three requests per trial instead of two per result plus five,
+which is what lets a single-worker server catch up with a 1,000-trial sweep.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.tracking.mlflow_client import (
+    _MAX_PARAM_LEN,
     PARENT_TAG,
     ROLE_TAG,
     STATUS_TAG,
     SWEEP_TAG,
     TRIAL_TAG,
     environment_tags,
-    log_params,
     make_client,
     with_key_section,
 )
@@ -41,7 +46,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
-MAX_METRICS_PER_REQUEST = 1000  # MLflow's log_batch limit
+MAX_METRICS_PER_REQUEST = 1000  # MLflow's log_batch limits: entities per request,
+MAX_PARAMS_PER_REQUEST = 100  # params per request,
+MAX_TAGS_PER_REQUEST = 100  # tags per request
 
 
 class ChildRuns:
@@ -103,27 +110,98 @@ class ChildRuns:
         return self._runs
 
     def apply(self, ops: list[Op]) -> None:
-        """Writes ``ops`` in order, removing each from the front once written (the writer's
-        contract); consecutive results become one ``log_batch`` per run."""
-        while ops:
-            kind = ops[0].get("op")
-            if kind == "result":
-                end = 1
-                while end < len(ops) and ops[end].get("op") == "result":
-                    end += 1
-                self._results(ops[:end])
-                del ops[:end]
-                continue
-            handler = _HANDLERS.get(str(kind))
-            if handler is None:
-                log.warning("dropping an unknown MLflow op %r", kind)
-            else:
-                handler(self, ops[0])
-            del ops[0]
+        """Writes ``ops``, removing each from ``ops`` once written (the writer's contract).
 
-    def child_run(self, trial_id: str, name: str | None = None,
-                  params: Mapping[str, str] | None = None) -> str:
-        """The trial's child run id, created (with params and tags, RUNNING) the first time."""
+        Ops of different trials are independent, so the batch is regrouped per trial, each
+        trial's ops in their order; an op naming no trial (``drop_lost``) is a barrier, written
+        after everything queued before it. A failure leaves the unwritten trials' ops in
+        ``ops`` for the retry (re-sending a trial's part that did reach MLflow is harmless).
+        """
+        while ops:
+            if ops[0].get("trial") is None:
+                kind = str(ops[0].get("op"))
+                if kind == "drop_lost":
+                    self._drop_lost(ops[0])
+                else:
+                    log.warning("dropping an unknown MLflow op %r", kind)
+                del ops[0]
+                continue
+            barrier = next((i for i, op in enumerate(ops) if op.get("trial") is None),
+                           len(ops))
+            groups: dict[str, list[Op]] = {}
+            for op in ops[:barrier]:
+                groups.setdefault(str(op["trial"]), []).append(op)
+            written: set[int] = set()
+            try:
+                for trial_id, trial_ops in groups.items():
+                    for segment in _segments(trial_ops):
+                        self._write_segment(trial_id, segment)
+                        written.update(id(op) for op in segment)
+            finally:
+                ops[:] = [op for op in ops if id(op) not in written]
+
+    def _write_segment(self, trial_id: str, segment: list[Op]) -> None:
+        """One trial's ops, from at most one ``start`` to at most one ``close``, in as few
+        requests as MLflow allows."""
+        from mlflow.entities import Metric, Param
+
+        start = segment[0] if segment[0].get("op") == "start" else None
+        close = segment[-1] if segment[-1].get("op") == "close" else None
+        tags: dict[str, str] = {}
+        params: dict[str, Any] = {}
+        if start is not None:
+            params = dict(start.get("params") or {})
+            if trial_id in self.runs:  # reopened (resume, or a retried trial)
+                self.client.update_run(self.runs[trial_id], status="RUNNING")
+                tags[STATUS_TAG] = "running"
+            else:  # a new child is created RUNNING, tagged "running"
+                self.child_run(trial_id, start.get("name"))
+        run_id = self.child_run(trial_id)
+        metrics: list[Metric] = []
+        last = self.logged_step(trial_id, run_id)
+        for op in segment:
+            if op.get("op") != "result":
+                continue
+            step = int(op["step"])
+            if step <= last:  # already in MLflow (a replay after a driver crash)
+                continue
+            values = with_key_section(_floats(op.get("metrics")), self.key_metrics)
+            stamp = int(op["time"])
+            metrics.extend(Metric(k, v, stamp, step) for k, v in values.items()
+                           if not math.isinf(v))
+            last = step
+        if close is not None:
+            tags.update({str(k): str(v) for k, v in (close.get("tags") or {}).items()})
+        self._log_batch(run_id, metrics,
+                        [Param(str(k), str(v)[:_MAX_PARAM_LEN]) for k, v in sorted(params.items())],
+                        tags)
+        self._steps[trial_id] = last
+        for op in segment:
+            if op.get("op") == "artifacts":
+                self._artifacts(op)
+            elif op.get("op") not in ("start", "result", "close"):
+                log.warning("dropping an unknown MLflow op %r", op.get("op"))
+        if close is not None:
+            if close.get("error"):
+                self.client.log_text(run_id, str(close["error"]), "error.txt")
+            self.client.set_terminated(run_id, status=str(close["status"]))
+
+    def _log_batch(self, run_id: str, metrics: list[Any], params: list[Any],
+                   tags: Mapping[str, str]) -> None:
+        """``log_batch`` requests within MLflow's limits (params and tags ride with the first
+        metrics)."""
+        from mlflow.entities import RunTag
+
+        tag_list = [RunTag(k, v) for k, v in tags.items()]
+        while metrics or params or tag_list:
+            p, params = params[:MAX_PARAMS_PER_REQUEST], params[MAX_PARAMS_PER_REQUEST:]
+            t, tag_list = tag_list[:MAX_TAGS_PER_REQUEST], tag_list[MAX_TAGS_PER_REQUEST:]
+            room = MAX_METRICS_PER_REQUEST - len(p) - len(t)
+            m, metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, metrics=m, params=p, tags=t)
+
+    def child_run(self, trial_id: str, name: str | None = None) -> str:
+        """The trial's child run id, created (tagged, RUNNING) the first time."""
         run_id = self.runs.get(trial_id)
         if run_id is not None:
             return run_id
@@ -140,7 +218,6 @@ class ChildRuns:
         run_id = run.info.run_id
         self.runs[trial_id] = run_id
         self._steps[trial_id] = 0
-        log_params(self.client, run_id, dict(params or {}))
         return run_id
 
     def logged_step(self, trial_id: str, run_id: str) -> int:
@@ -154,36 +231,6 @@ class ChildRuns:
             history = self.client.get_metric_history(run_id, "time_total_s")
             self._steps[trial_id] = max((m.step for m in history), default=0)
         return self._steps[trial_id]
-
-    def _start(self, op: Op) -> None:
-        trial_id = str(op["trial"])
-        if trial_id not in self.runs:  # a new child is created RUNNING, tagged "running"
-            self.child_run(trial_id, op.get("name"), op.get("params"))
-            return
-        run_id = self.runs[trial_id]  # reopened (resume, or a retried trial)
-        self.client.update_run(run_id, status="RUNNING")
-        self.client.set_tag(run_id, STATUS_TAG, "running")
-
-    def _results(self, ops: list[Op]) -> None:
-        from mlflow.entities import Metric
-
-        by_run: dict[str, list[Metric]] = {}
-        steps: dict[str, int] = {}
-        for op in ops:
-            trial_id, step = str(op["trial"]), int(op["step"])
-            run_id = self.child_run(trial_id)
-            if step <= max(self.logged_step(trial_id, run_id), steps.get(trial_id, 0)):
-                continue
-            values = with_key_section(_floats(op.get("metrics")), self.key_metrics)
-            stamp = int(op["time"])
-            by_run.setdefault(run_id, []).extend(
-                Metric(k, v, stamp, step) for k, v in values.items() if not math.isinf(v))
-            steps[trial_id] = step
-        for run_id, metrics in by_run.items():
-            for start in range(0, len(metrics), MAX_METRICS_PER_REQUEST):
-                self.client.log_batch(run_id, metrics=metrics[start:start
-                                                              + MAX_METRICS_PER_REQUEST])
-        self._steps.update(steps)
 
     def _artifacts(self, op: Op) -> None:
         run_id = self.child_run(str(op["trial"]))
@@ -207,17 +254,6 @@ class ChildRuns:
                     folder.rmdir()
                 except OSError:  # not empty: another file of this op is still there
                     break
-
-    def _close(self, op: Op) -> None:
-        from mlflow.entities import RunTag
-
-        run_id = self.child_run(str(op["trial"]))
-        tags = [RunTag(str(k), str(v)) for k, v in (op.get("tags") or {}).items()]
-        if tags:  # one request for all of them
-            self.client.log_batch(run_id, tags=tags)
-        if op.get("error"):
-            self.client.log_text(run_id, str(op["error"]), "error.txt")
-        self.client.set_terminated(run_id, status=str(op["status"]))
 
     def _drop_lost(self, op: Op) -> None:
         """Soft-deletes children of trials that Ray no longer knows.
@@ -266,5 +302,19 @@ def _floats(metrics: Any) -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-_HANDLERS = {"start": ChildRuns._start, "artifacts": ChildRuns._artifacts,
-             "close": ChildRuns._close, "drop_lost": ChildRuns._drop_lost}
+def _segments(trial_ops: list[Op]) -> list[list[Op]]:
+    """One trial's ops cut before every ``start`` and after every ``close`` (a trial Ray
+    retried closes and starts again; each life is written in order)."""
+    segments: list[list[Op]] = []
+    current: list[Op] = []
+    for op in trial_ops:
+        if op.get("op") == "start" and current:
+            segments.append(current)
+            current = []
+        current.append(op)
+        if op.get("op") == "close":
+            segments.append(current)
+            current = []
+    if current:
+        segments.append(current)
+    return segments

@@ -77,7 +77,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PENDING_DIR = "mlflow_pending"  # in the sweep dir: the writer's spill file and staged figures
 FLUSH_ENV = "SNNSEARCH_MLFLOW_FLUSH_S"
-FLUSH_TIMEOUT_S = 120.0  # end-of-fit wait for the MLflow backlog (a restarting server is back)
+FLUSH_TIMEOUT_S = 120.0  # end of fit: longest wait without a write (a restarting server is back)
 
 
 class SweepParentRun:
@@ -161,8 +161,9 @@ class NestedMlflowCallback(Callback):
     Each hook turns the event into an op (a small dict) and queues it, O(1); a
     :class:`~snnsearch.tracking.mlflow_writer.WriterPool` of writer threads writes them through
     :class:`~snnsearch.tracking.child_runs.ChildRuns`, retrying until MLflow takes them. At the
-    end of the fit (``on_experiment_end``) the queue is flushed with a bounded wait
-    (``flush_timeout_s``, or ``$SNNSEARCH_MLFLOW_FLUSH_S``) and what could not be written is
+    end of the fit (``on_experiment_end``) the queue is flushed: the wait lasts while MLflow takes
+    writes and ends once none was taken for ``flush_timeout_s`` (or
+    ``$SNNSEARCH_MLFLOW_FLUSH_S``) seconds; what could not be written is
     counted in ``mlflow_writer.<role>.json`` in the sweep directory, which the sweep summary
     reads (:func:`read_writer_report`).
 
@@ -182,8 +183,8 @@ class NestedMlflowCallback(Callback):
             folder; None or a URI: a private temporary folder, so nothing survives the driver).
         max_buffer: ops kept in memory (per writer) before they spill to the file.
         writers: writer threads; a trial's ops all go to one of them, in order.
-        flush_timeout_s: longest wait for the backlog at the end of the fit (None: the
-            environment variable, else :data:`FLUSH_TIMEOUT_S`).
+        flush_timeout_s: at the end of the fit, how long to wait for the backlog without any
+            op written (None: the environment variable, else :data:`FLUSH_TIMEOUT_S`).
     """
 
     def __init__(
@@ -299,11 +300,11 @@ class NestedMlflowCallback(Callback):
         self.writer.put(_close_op(trial, _error_text(trial) if trial.status == "ERROR" else None))
 
     def flush(self, timeout_s: float = 60.0) -> WriterReport:
-        """Waits (at most ``timeout_s``) until everything queued is in MLflow."""
+        """Waits until everything queued is in MLflow (or ``timeout_s`` without progress)."""
         return self.writer.flush(timeout_s)
 
     def finish(self) -> WriterReport:
-        """Flushes with the bounded wait, stops the writer (the rest stays in the spill file)
+        """Flushes (while MLflow takes writes), stops the writer (the rest stays in the spill file)
         and records the outcome in the sweep directory for the summary."""
         timeout = self.flush_timeout_s
         if timeout is None:
@@ -312,8 +313,9 @@ class NestedMlflowCallback(Callback):
         report = self.writer.close()
         self._writer = None
         if report.unwritten_ops:
-            log.warning("MLflow at %s did not take %d updates (%d metric values) within %.0f s "
-                        "(%s); they are in trials.parquet, and kept in %s for a --resume",
+            log.warning("MLflow at %s did not take %d updates (%d metric values); none was "
+                        "taken for %.0f s (%s); they are in trials.parquet, and kept in %s for "
+                        "a --resume",
                         self.tracking_uri, report.unwritten_ops, report.unwritten_metrics,
                         timeout, report.last_error, self.folder)
         if self.sweep_dir:

@@ -22,9 +22,10 @@ a server outage would then cost either the metrics or the trials' time. Here:
   backlog is written, new ops go to a JSON-lines spill file (one line per op), read back in
   order. Ops left at :meth:`close` are written to that file too, so a resumed sweep
   (``--resume``) sends them first.
-- **Flushed with a bounded wait.** :meth:`flush` waits until the queue is empty or a deadline
-  passes and returns a :class:`WriterReport` counting what is still unwritten (the sweep summary
-  prints it).
+- **Flushed while the server takes writes.** :meth:`flush` waits until the queue is empty, and
+  gives up only once ``timeout_s`` has passed without a single op written (a slow server that is
+  draining a backlog is waited for; a dead one for ``timeout_s``). It returns a
+  :class:`WriterReport` counting what is still unwritten (the sweep summary prints it).
 """
 
 from __future__ import annotations
@@ -139,14 +140,18 @@ class BackgroundWriter:
             self._cond.notify()
 
     def flush(self, timeout_s: float) -> WriterReport:
-        """Waits until every queued op is written or ``timeout_s`` passes; a backoff in
-        progress is cut short (the server may be back)."""
-        deadline = time.monotonic() + timeout_s
+        """Waits until every queued op is written, or until ``timeout_s`` passes without any op
+        written; a backoff in progress is cut short (the server may be back)."""
+        return _wait_drained([self], timeout_s)
+
+    def nudge(self) -> None:
+        """Cuts a retry backoff short (a flush is waiting: the server may be back)."""
         self._wake.set()
+
+    def backlog(self) -> tuple[int, int]:
+        """(ops still unwritten, ops written so far)."""
         with self._cond:
-            while self._backlog() and time.monotonic() < deadline:
-                self._cond.wait(min(0.2, max(0.0, deadline - time.monotonic())))
-            return self._report()
+            return self._backlog(), self._stats["written_ops"]
 
     def report(self) -> WriterReport:
         with self._cond:
@@ -333,16 +338,35 @@ class WriterPool:
             self.writers[shard_of(str(trial), len(self.writers))].put(op)
 
     def flush(self, timeout_s: float) -> WriterReport:
-        deadline = time.monotonic() + timeout_s
-        for writer in self.writers:
-            writer.flush(max(0.0, deadline - time.monotonic()))
-        return self.report()
+        """Waits until every writer is empty, or until ``timeout_s`` passes in which none of
+        them wrote anything (one timeout for all: a dead server costs it once, not per
+        writer)."""
+        return _wait_drained(self.writers, timeout_s)
 
     def report(self) -> WriterReport:
         return sum((w.report() for w in self.writers), WriterReport())
 
     def close(self) -> WriterReport:
         return sum((w.close() for w in self.writers), WriterReport())
+
+
+def _wait_drained(writers: list[BackgroundWriter], stall_s: float) -> WriterReport:
+    """Polls ``writers`` until none has a backlog or ``stall_s`` passed without progress."""
+    last_written, last_progress = -1, time.monotonic()
+    while True:
+        states = [w.backlog() for w in writers]
+        if not any(backlog for backlog, _ in states):
+            break
+        written = sum(done for _, done in states)
+        now = time.monotonic()
+        if written != last_written:
+            last_written, last_progress = written, now
+            for writer in writers:
+                writer.nudge()
+        elif now - last_progress >= stall_s:
+            break
+        time.sleep(min(0.1, max(0.0, stall_s - (now - last_progress))) or 0.01)
+    return sum((w.report() for w in writers), WriterReport())
 
 
 def write_report(sweep_dir: str, role: str, report: WriterReport) -> None:

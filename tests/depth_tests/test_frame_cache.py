@@ -196,10 +196,9 @@ def test_a_worker_sends_a_ring_slot_once_then_its_key() -> None:
     import io
     import os
     import pickle
-
     from multiprocessing.reduction import ForkingPickler
 
-    import torch.multiprocessing  # noqa: F401 - registers the tensor reductions
+    import torch.multiprocessing
 
     from snnsearch.depth.data import batches as B
 

@@ -101,3 +101,38 @@ def test_a_pool_keeps_each_trial_on_one_writer_and_broadcasts_the_rest() -> None
         assert server.written == [*mine, -1]
     assert shard_of("abc", 7) == shard_of("abc", 7)  # stable (crc32), not hash()
     pool.close()
+
+
+class SlowServer:
+    """An ``apply`` that writes one op per call, ``delay_s`` each: a server slower than the
+    flush's timeout but still taking writes."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.written: list[int] = []
+
+    def apply(self, ops: list[dict]) -> None:
+        import time
+
+        time.sleep(self.delay_s)
+        self.written.append(ops[0]["i"])
+        del ops[0]
+
+
+def test_a_flush_waits_while_the_server_takes_writes_and_gives_up_when_it_stops() -> None:
+    slow = SlowServer(delay_s=0.1)
+    pool = WriterPool(appliers=[slow.apply], spill_paths=[None])
+    for i in range(15):  # 1.5 s of writes, against a 0.5 s timeout without progress
+        pool.put({"op": "result", "trial": "t", "i": i})
+    assert pool.flush(0.5).unwritten_ops == 0 and slow.written == list(range(15))
+    pool.close()
+    dead = [FlakyServer(failures=10**6) for _ in range(4)]
+    pool = WriterPool(appliers=[s.apply for s in dead], spill_paths=[None] * 4)
+    for i in range(8):
+        pool.put({"op": "result", "trial": f"t{i}", "i": i})
+    import time
+
+    start = time.monotonic()
+    report = pool.flush(0.5)  # one timeout for the pool, not one per writer
+    assert report.unwritten_ops == 8 and time.monotonic() - start < 1.5
+    pool.close()
