@@ -52,15 +52,34 @@ def largest_checkpoint(sweep_dir: str) -> int:
     return largest
 
 
-def needed_bytes(sweep_dir: str, running: int) -> int:
+def checkpoint_bytes(path: str) -> int:
+    """Size in bytes of one checkpoint folder (0 on an object store, or if it is gone)."""
+    if "://" in path:
+        return 0
+    try:
+        return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    except OSError:
+        return 0
+
+
+def state_bytes(sweep_dir: str) -> int:
+    """Size of the experiment state Ray rewrites whole at every snapshot (0 on an object
+    store)."""
+    if "://" in sweep_dir:
+        return 0
+    return sum(p.stat().st_size for p in Path(sweep_dir).glob("experiment_state-*.json"))
+
+
+def needed_bytes(sweep_dir: str, running: int, *, largest: int | None = None,
+                 state: int | None = None) -> int:
     """Free space a sweep needs to go on: :data:`CHECKPOINT_MARGIN` of its largest checkpoint
     per running trial plus twice its experiment state, at least ``SNNSEARCH_MIN_FREE_BYTES``
-    (default 64 MiB)."""
+    (default 64 MiB). ``largest`` and ``state`` (when the caller tracks them) spare the walk
+    over every trial's folder, which grows with the sweep."""
     floor = int(os.environ.get(MIN_FREE_ENV, MIN_FREE_BYTES))
-    state = 0 if "://" in sweep_dir else sum(  # Ray rewrites it whole at every snapshot
-        p.stat().st_size for p in Path(sweep_dir).glob("experiment_state-*.json"))
-    return max(floor, CHECKPOINT_MARGIN * max(running, 1) * largest_checkpoint(sweep_dir)
-               + 2 * state)
+    state = state_bytes(sweep_dir) if state is None else state
+    largest = largest_checkpoint(sweep_dir) if largest is None else largest
+    return max(floor, CHECKPOINT_MARGIN * max(running, 1) * largest + 2 * state)
 
 
 def is_disk_full(err: BaseException | str | None) -> bool:

@@ -149,7 +149,29 @@ class DiskGuard(Callback):
         self.sweep_dir = sweep_dir
         self.every_s = every_s
         self._last = 0.0
-        self._needed: tuple[float, int, int] | None = None  # (when, running, bytes)
+        self._largest: int | None = None  # the largest checkpoint reported so far, bytes
+        self._state: tuple[float, int] | None = None  # (when measured, experiment state bytes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_largest": None, "_state": None, "_last": 0.0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A guard pickled by an older driver (tuner.pkl) had none of the size fields.
+        self.__dict__.update({**state, "_largest": None, "_state": None, "_last": 0.0})
+        self.__dict__.pop("_needed", None)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        """Sizes each new checkpoint as it is reported (one folder), so the guard never walks
+        every trial's folder again: that walk grew with the sweep and, every time the number of
+        running trials changed, cost the driver loop up to a second at 1,000 trials."""
+        from snnsearch.storage import diskfull
+
+        if self._largest is None:  # first sight (a new or restored driver): one walk
+            self._largest = diskfull.largest_checkpoint(self.sweep_dir)
+        path = str(getattr(checkpoint, "path", "") or "")
+        if path:
+            self._largest = max(self._largest, diskfull.checkpoint_bytes(path))
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         from snnsearch.storage import diskfull
@@ -161,12 +183,16 @@ class DiskGuard(Callback):
         free = diskfull.free_bytes(self.sweep_dir)
         if free is None:
             return
-        # Sizing the checkpoints walks the sweep directory: at most every 30 s (or when the
-        # number of running trials changes); the free space is read every check.
-        when, was_running, needed = self._needed or (-1e9, -1, 0)
-        if running != was_running or time.monotonic() - when > 30 or free < needed:
-            needed = diskfull.needed_bytes(self.sweep_dir, running)
-            self._needed = (time.monotonic(), running, needed)
+        if self._largest is None:
+            self._largest = diskfull.largest_checkpoint(self.sweep_dir)
+        # The experiment state is re-measured every 30 s (it grows with the trials, and
+        # listing the sweep folder does too); the free space every check.
+        when, state = self._state or (-1e9, 0)
+        if time.monotonic() - when > 30:
+            state = diskfull.state_bytes(self.sweep_dir)
+            self._state = (time.monotonic(), state)
+        needed = diskfull.needed_bytes(self.sweep_dir, running, largest=self._largest,
+                                       state=state)
         if free < needed:
             self._stop(trials, diskfull.disk_full_message(self.sweep_dir, free=free,
                                                           needed=needed - free))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
+SUPPRESS_URL_ENV = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 MAX_METRICS_PER_REQUEST = 1000  # MLflow's log_batch limits: entities per request,
 MAX_PARAMS_PER_REQUEST = 100  # params per request,
 MAX_TAGS_PER_REQUEST = 100  # tags per request
@@ -86,6 +88,10 @@ class ChildRuns:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
+            # MLflow prints a "View run" link (after one more get_run request) for every run it
+            # ends on a tracking server: two console lines and a request per trial here. Off
+            # unless the user asked for it (the variable is MLflow's; process-wide).
+            os.environ.setdefault(SUPPRESS_URL_ENV, "true")
             self._client = make_client(self.tracking_uri)
         return self._client
 

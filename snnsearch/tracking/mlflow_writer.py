@@ -18,6 +18,10 @@ a server outage would then cost either the metrics or the trials' time. Here:
   metric already stored with the same key, step, timestamp and value, tags and statuses are
   overwritten with the same values, and the child-run applier looks a run up by its trial tag
   before creating it again.
+- **Few requests.** A batch waits up to ``linger_s`` (0.5 s) for more ops before it is written,
+  as MLflow's own asynchronous logging does, so a trial's results that arrive close together
+  become one ``log_batch`` (the applier groups a batch per trial) instead of one request each;
+  a flush or close cuts the wait short. Metrics show up in MLflow at most that much later.
 - **Bounded memory.** At most ``max_buffer`` ops wait in memory; beyond that, and until the
   backlog is written, new ops go to a JSON-lines spill file (one line per op), read back in
   order. Ops left at :meth:`close` are written to that file too, so a resumed sweep
@@ -96,13 +100,16 @@ class BackgroundWriter:
         max_batch: most ops handed to one ``apply`` call (a batch of results becomes one
             ``log_batch`` per run).
         max_backoff_s: longest wait between retries.
+        linger_s: how long a batch waits for more ops before it is written.
     """
 
     def __init__(
         self, *, apply: Callable[[list[Op]], None], max_buffer: int = 20_000,
         spill_path: Path | None = None, max_batch: int = 512, max_backoff_s: float = 8.0,
+        linger_s: float = 0.5,
     ) -> None:
         self._apply = apply
+        self._linger_s = linger_s
         self._max_buffer = max_buffer
         self._spill_path = spill_path
         self._max_batch = max_batch
@@ -145,8 +152,11 @@ class BackgroundWriter:
         return _wait_drained([self], timeout_s)
 
     def nudge(self) -> None:
-        """Cuts a retry backoff short (a flush is waiting: the server may be back)."""
+        """Cuts a retry backoff or a batch's linger short (a flush is waiting: the server may
+        be back, and nothing more will come)."""
         self._wake.set()
+        with self._cond:
+            self._cond.notify_all()
 
     def backlog(self) -> tuple[int, int]:
         """(ops still unwritten, ops written so far)."""
@@ -186,6 +196,9 @@ class BackgroundWriter:
                     self._cond.wait()
                 if self._closing:
                     return
+                self._linger()
+                if self._closing:
+                    return
                 batch = self._pending
             before = len(batch), count_metrics(batch)
             try:
@@ -210,6 +223,18 @@ class BackgroundWriter:
             with self._cond:  # an apply may stop early without failing: the rest goes again
                 self._count_written(before[0] - len(batch), before[1] - count_metrics(batch))
                 self._cond.notify_all()
+
+    def _linger(self) -> None:
+        """Lets the batch fill for up to ``linger_s`` (called holding the lock; ``put`` and
+        ``nudge`` wake it)."""
+        deadline = time.monotonic() + self._linger_s
+        while (len(self._pending) < self._max_batch and not self._closing
+               and not self._wake.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._cond.wait(left)
+            self._take()
 
     def _count_written(self, ops: int, metrics: int) -> None:
         self._stats["written_ops"] += ops
@@ -366,6 +391,8 @@ def _wait_drained(writers: list[BackgroundWriter], stall_s: float) -> WriterRepo
         elif now - last_progress >= stall_s:
             break
         time.sleep(min(0.1, max(0.0, stall_s - (now - last_progress))) or 0.01)
+    for writer in writers:  # batches linger again (a flush mid-sweep is not the end)
+        writer._wake.clear()
     return sum((w.report() for w in writers), WriterReport())
 
 

@@ -89,6 +89,44 @@ def test_disk_full_line_and_detection(tmp_path: Path) -> None:
     assert diskfull.errored_by_disk_full(str(tmp_path))
 
 
+def test_the_guard_sizes_each_checkpoint_once_and_never_rewalks_the_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard's check does not grow with the sweep: one walk when it first looks (a new or
+    restored driver), then each reported checkpoint is sized alone; it still stops the sweep
+    once the free space falls below what the largest checkpoint needs."""
+    import pickle
+    from types import SimpleNamespace
+
+    from snnsearch.sweep import interrupts
+
+    walks: list[str] = []
+    real_walk = diskfull.largest_checkpoint
+    monkeypatch.setattr(diskfull, "largest_checkpoint",
+                        lambda d: walks.append(d) or real_walk(d))
+    free = {"bytes": 10**12}
+    monkeypatch.setattr(diskfull, "free_bytes", lambda d: free["bytes"])
+    stops: list[str] = []
+    guard = interrupts.DiskGuard(sweep_dir=str(tmp_path), every_s=0.0)
+    monkeypatch.setattr(guard, "_stop", lambda trials, line: stops.append(line))
+    trials = [SimpleNamespace(status="RUNNING", trial_id=f"t{k}") for k in range(4)]
+    for k in range(30):  # trials finish and start: the running count changes every step
+        folder = tmp_path / f"trial_{k}" / "checkpoint_000000"
+        folder.mkdir(parents=True)
+        (folder / "state.bin").write_bytes(b"x" * (1000 + 100 * k))
+        guard.on_checkpoint(0, trials, trials[0], SimpleNamespace(path=str(folder)))
+        trials[k % 4].status = "TERMINATED" if trials[k % 4].status == "RUNNING" else "RUNNING"
+        guard.on_step_begin(k, trials)
+    assert len(walks) == 1 and guard._largest == 1000 + 100 * 29 and not stops
+    free["bytes"] = 0
+    guard.on_step_begin(30, trials)
+    assert len(stops) == 1 and str(tmp_path) in stops[0]
+    stored = interrupts.DiskGuard(sweep_dir=str(tmp_path))
+    stored._largest = 12345
+    restored = pickle.loads(pickle.dumps(stored))  # tuner.pkl: sizes are measured afresh
+    assert restored._largest is None and restored.sweep_dir == stored.sweep_dir
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_full_storage_stops_with_one_line_and_resumes_with_nothing_lost(

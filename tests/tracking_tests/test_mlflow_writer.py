@@ -136,3 +136,27 @@ def test_a_flush_waits_while_the_server_takes_writes_and_gives_up_when_it_stops(
     report = pool.flush(0.5)  # one timeout for the pool, not one per writer
     assert report.unwritten_ops == 8 and time.monotonic() - start < 1.5
     pool.close()
+
+
+def test_ops_arriving_together_are_written_as_one_batch_and_a_flush_cuts_the_wait() -> None:
+    import time
+
+    def batches_of(linger_s: float) -> list[int]:
+        sizes: list[int] = []
+
+        def apply(ops: list[dict]) -> None:
+            sizes.append(len(ops))
+            del ops[:]
+
+        writer = BackgroundWriter(apply=apply, linger_s=linger_s)
+        for i in range(10):  # a trial's results 10 ms apart
+            writer.put(_op(i))
+            time.sleep(0.01)
+        start = time.monotonic()
+        assert writer.flush(5).unwritten_ops == 0
+        assert time.monotonic() - start < linger_s / 2 + 0.3  # the flush did not sit it out
+        writer.close()
+        return sizes
+
+    assert batches_of(1.0) == [10]
+    assert len(batches_of(0.0)) >= 5  # without the linger each op is its own request
