@@ -76,7 +76,7 @@ class BatchBuffers:
         Why not send the tensor: a worker sends a shared-memory tensor as a file descriptor,
         and the training process fetches that descriptor from the worker over a Unix socket
         and maps it again for every batch, although the ring reuses the same few buffers
-        (≈ 0.5 ms per batch on the 2-core VM, more than the gather). So each slot's storage is
+        (≈ 0.4 ms per batch on the 2-core VM, a third of the gather itself). So each slot's storage is
         sent once; afterwards only its key travels, and the training process looks the
         mapping it already has up (:func:`_received_slot`)."""
         slot, frames = self._ring_slot(shape)
