@@ -141,20 +141,52 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(arm: str, n: int, fn: Any, args: argparse.Namespace) -> dict[str, Any]:
+def measure(arm: str, n: int, fn: Any, args: argparse.Namespace,
+            sweep_dir: Path | None = None) -> dict[str, Any]:
     rss0, cpu0, start = _rss_mib(), _cpu_s(), time.perf_counter()
-    lost = fn()
+    samples: list[tuple[int, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:  # (trial folders so far, driver RSS) every 5 s
+        while not done.wait(5.0):
+            if sweep_dir is not None and sweep_dir.is_dir():
+                count = sum(1 for e in os.scandir(sweep_dir) if e.is_dir())
+                samples.append((count, _rss_mib()))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        counter = fn()
+    finally:
+        done.set()
+        sampler.join()
     wall, cpu, rss1 = time.perf_counter() - start, _cpu_s() - cpu0, _rss_mib()
+    lost = counter() if callable(counter) else counter
     results = n * args.reports
     return {"arm": arm, "trials": n, "results": results, "wall_s": round(wall, 1),
             "results_per_s": round(results / wall, 1),
             "driver_cpu_s_per_1k_results": round(cpu / results * 1000, 2),
             "driver_rss_mib": round(rss1, 1),
             "rss_growth_kib_per_trial": round((rss1 - rss0) * 1024 / n, 1),
+            "rss_slope_kib_per_trial": _steady_slope(samples, n),
             "metrics_lost": lost, "load_avg_1m": round(os.getloadavg()[0], 1)}
 
 
-def floor(n: int, args: argparse.Namespace, workdir: Path) -> int | None:
+def _steady_slope(samples: list[tuple[int, float]], n: int) -> float | None:
+    """Driver RSS growth per trial while the sweep runs (least squares over the samples taken
+    between 20 % and 95 % of the trials started): without the imports at the start and the
+    report at the end, which the end-to-end column includes."""
+    xs = [(c, r) for c, r in samples if 0.2 * n <= c <= 0.95 * n]
+    if len(xs) < 3 or xs[-1][0] == xs[0][0]:
+        return None
+    mean_c = sum(c for c, _ in xs) / len(xs)
+    mean_r = sum(r for _, r in xs) / len(xs)
+    cov = sum((c - mean_c) * (r - mean_r) for c, r in xs)
+    var = sum((c - mean_c) ** 2 for c, _ in xs)
+    return round(cov / var * 1024, 1)
+
+
+def floor(n: int, args: argparse.Namespace, workdir: Path) -> None:
     from ray import tune
 
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
@@ -171,12 +203,14 @@ def floor(n: int, args: argparse.Namespace, workdir: Path) -> int | None:
         os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
     done = sum(1 for r in grid if (r.metrics or {}).get("training_iteration") == args.reports)
     assert done == n, f"floor: {done} of {n} trials ran all reports"
-    return None
 
 
 def snnsearch_sweep(n: int, args: argparse.Namespace, workdir: Path, uri: str, tag: str,
-                    during: Any = None) -> int:
-    """One sweep through ``run_sweep``; returns the metric values missing in MLflow."""
+                    during: Any = None, read_uri: str | None = None) -> Any:
+    """One sweep through ``run_sweep``; returns a function counting the metric values missing
+    in MLflow, called by :func:`measure` after the clock stops (reading 1,000 histories back is
+    not part of the sweep, and through the latency proxy it took a minute), through
+    ``read_uri`` (the server itself) when given."""
     import yaml
 
     from snnsearch.spaces.space import load_space
@@ -201,7 +235,7 @@ def snnsearch_sweep(n: int, args: argparse.Namespace, workdir: Path, uri: str, t
     if watcher:
         watcher.join()
     assert outcome.summary["counts"]["completed"] == n, outcome.text
-    return count_lost(uri, outcome.parent_run_id, n, args.reports)
+    return lambda: count_lost(read_uri or uri, outcome.parent_run_id, n, args.reports)
 
 
 def count_lost(uri: str, parent_run_id: str, n: int, reports: int) -> int:
@@ -282,8 +316,9 @@ def run_size(n: int, args: argparse.Namespace, workdir: Path, server: Server) ->
                                       str(server.proc.port), str(args.latency_ms / 1000)])
             time.sleep(1.0)
 
-            def fn(port: int = port) -> int:
-                return snnsearch_sweep(n, args, workdir, f"http://127.0.0.1:{port}", "latency")
+            def fn(port: int = port) -> Any:
+                return snnsearch_sweep(n, args, workdir, f"http://127.0.0.1:{port}", "latency",
+                                       read_uri=server.uri)
         else:
             base = next((r["wall_s"] for r in rows if r["arm"] == "mlflow"), 10.0 + n * 0.1)
 
@@ -297,8 +332,9 @@ def run_size(n: int, args: argparse.Namespace, workdir: Path, server: Server) ->
 
             fn = lambda: snnsearch_sweep(n, args, workdir, server.uri, "restart",
                                          during=bounce)
+        name = f"floor_{n}" if arm == "floor" else f"{arm}_{n}"
         try:
-            rows.append(measure(arm, n, fn, args))
+            rows.append(measure(arm, n, fn, args, workdir / "ray" / name))
         finally:
             if arm == "latency":
                 proxy.kill()
@@ -366,8 +402,8 @@ def main() -> None:
 
 def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
     header = ("arm", "trials", "wall_s", "vs_floor", "results_per_s",
-              "driver_cpu_s_per_1k_results", "rss_growth_kib_per_trial", "metrics_lost",
-              "load_avg_1m")
+              "driver_cpu_s_per_1k_results", "rss_growth_kib_per_trial",
+              "rss_slope_kib_per_trial", "metrics_lost", "load_avg_1m")
     print(f"\nCluster: head + {args.nodes} nodes, concurrency {args.concurrency}, "
           f"{args.reports} reports/trial, sampler {args.sampler}, latency arm "
           f"{args.latency_ms:.0f} ms, restart arm down {args.down_s:.0f} s")
