@@ -141,8 +141,35 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _machine_busy_s() -> float:
+    """CPU-seconds all cores of this machine spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_s(pid: int | None) -> float:
+    """CPU-seconds of a process and its children (the MLflow server and its workers)."""
+    import psutil
+
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
 def measure(arm: str, n: int, fn: Any, args: argparse.Namespace,
-            sweep_dir: Path | None = None) -> dict[str, Any]:
+            sweep_dir: Path | None = None, server: Any = None) -> dict[str, Any]:
+    server_pid = server.proc.proc.pid if server is not None and arm != "floor" else None
+    server0, busy0 = _tree_cpu_s(server_pid), _machine_busy_s()
     rss0, cpu0, start = _rss_mib(), _cpu_s(), time.perf_counter()
     samples: list[tuple[int, float]] = []
     done = threading.Event()
@@ -161,6 +188,11 @@ def measure(arm: str, n: int, fn: Any, args: argparse.Namespace,
         done.set()
         sampler.join()
     wall, cpu, rss1 = time.perf_counter() - start, _cpu_s() - cpu0, _rss_mib()
+    busy = _machine_busy_s() - busy0
+    # The restart arm's server is a new process: its CPU from its start.
+    server_cpu = _tree_cpu_s(server.proc.proc.pid) - (
+        server0 if server_pid == (server.proc.proc.pid if server else None) else 0.0
+    ) if server_pid is not None else None
     lost = counter() if callable(counter) else counter
     results = n * args.reports
     return {"arm": arm, "trials": n, "results": results, "wall_s": round(wall, 1),
@@ -169,7 +201,9 @@ def measure(arm: str, n: int, fn: Any, args: argparse.Namespace,
             "driver_rss_mib": round(rss1, 1),
             "rss_growth_kib_per_trial": round((rss1 - rss0) * 1024 / n, 1),
             "rss_slope_kib_per_trial": _steady_slope(samples, n),
-            "metrics_lost": lost, "load_avg_1m": round(os.getloadavg()[0], 1)}
+            "metrics_lost": lost, "load_avg_1m": round(os.getloadavg()[0], 1),
+            "machine_busy": round(busy / wall / (os.cpu_count() or 1), 2),
+            "server_cpu_s": None if server_cpu is None else round(server_cpu, 1)}
 
 
 def _steady_slope(samples: list[tuple[int, float]], n: int) -> float | None:
@@ -334,7 +368,7 @@ def run_size(n: int, args: argparse.Namespace, workdir: Path, server: Server) ->
                                          during=bounce)
         name = f"floor_{n}" if arm == "floor" else f"{arm}_{n}"
         try:
-            rows.append(measure(arm, n, fn, args, workdir / "ray" / name))
+            rows.append(measure(arm, n, fn, args, workdir / "ray" / name, server))
         finally:
             if arm == "latency":
                 proxy.kill()
@@ -403,7 +437,8 @@ def main() -> None:
 def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
     header = ("arm", "trials", "wall_s", "vs_floor", "results_per_s",
               "driver_cpu_s_per_1k_results", "rss_growth_kib_per_trial",
-              "rss_slope_kib_per_trial", "metrics_lost", "load_avg_1m")
+              "rss_slope_kib_per_trial", "metrics_lost", "machine_busy", "server_cpu_s",
+              "load_avg_1m")
     print(f"\nCluster: head + {args.nodes} nodes, concurrency {args.concurrency}, "
           f"{args.reports} reports/trial, sampler {args.sampler}, latency arm "
           f"{args.latency_ms:.0f} ms, restart arm down {args.down_s:.0f} s")
