@@ -189,10 +189,10 @@ def measure(arm: str, n: int, fn: Any, args: argparse.Namespace,
         sampler.join()
     wall, cpu, rss1 = time.perf_counter() - start, _cpu_s() - cpu0, _rss_mib()
     busy = _machine_busy_s() - busy0
-    # The restart arm's server is a new process: its CPU from its start.
-    server_cpu = _tree_cpu_s(server.proc.proc.pid) - (
-        server0 if server_pid == (server.proc.proc.pid if server else None) else 0.0
-    ) if server_pid is not None else None
+    server_cpu = None
+    if server_pid is not None:  # the restart arm's server is a new process: CPU from its start
+        now_pid = server.proc.proc.pid
+        server_cpu = _tree_cpu_s(now_pid) - (server0 if now_pid == server_pid else 0.0)
     lost = counter() if callable(counter) else counter
     results = n * args.reports
     return {"arm": arm, "trials": n, "results": results, "wall_s": round(wall, 1),

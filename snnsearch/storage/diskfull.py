@@ -45,11 +45,8 @@ def largest_checkpoint(sweep_dir: str) -> int:
     """Size in bytes of the largest trial checkpoint in ``sweep_dir`` (0 if none yet)."""
     if "://" in sweep_dir:
         return 0
-    largest = 0
-    for checkpoint in Path(sweep_dir).glob("*/checkpoint_*"):
-        size = sum(f.stat().st_size for f in checkpoint.rglob("*") if f.is_file())
-        largest = max(largest, size)
-    return largest
+    return max((checkpoint_bytes(str(c)) for c in Path(sweep_dir).glob("*/checkpoint_*")),
+               default=0)
 
 
 def checkpoint_bytes(path: str) -> int:

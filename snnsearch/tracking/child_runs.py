@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snnsearch.tracking.mlflow_client import (
-    _MAX_PARAM_LEN,
     PARENT_TAG,
     ROLE_TAG,
     STATUS_TAG,
@@ -39,6 +38,7 @@ from snnsearch.tracking.mlflow_client import (
     TRIAL_TAG,
     environment_tags,
     make_client,
+    param_entities,
     with_key_section,
 )
 from snnsearch.tracking.mlflow_writer import Op, shard_of
@@ -149,7 +149,7 @@ class ChildRuns:
     def _write_segment(self, trial_id: str, segment: list[Op]) -> None:
         """One trial's ops, from at most one ``start`` to at most one ``close``, in as few
         requests as MLflow allows."""
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric
 
         start = segment[0] if segment[0].get("op") == "start" else None
         close = segment[-1] if segment[-1].get("op") == "close" else None
@@ -178,9 +178,7 @@ class ChildRuns:
             last = step
         if close is not None:
             tags.update({str(k): str(v) for k, v in (close.get("tags") or {}).items()})
-        self._log_batch(run_id, metrics,
-                        [Param(str(k), str(v)[:_MAX_PARAM_LEN]) for k, v in sorted(params.items())],
-                        tags)
+        self._log_batch(run_id, metrics, param_entities(params), tags)
         self._steps[trial_id] = last
         for op in segment:
             if op.get("op") == "artifacts":

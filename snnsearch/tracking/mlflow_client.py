@@ -102,11 +102,16 @@ def environment_tags() -> dict[str, str]:
     return tags
 
 
-def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
-    """Logs params in batches of 100 (MLflow's per-request limit), values as strings."""
+def param_entities(params: Mapping[str, Any]) -> list[Any]:
+    """``params`` as MLflow ``Param`` entities: values as strings cut to MLflow's limit."""
     from mlflow.entities import Param
 
-    items = [Param(str(k), str(v)[:_MAX_PARAM_LEN]) for k, v in sorted(params.items())]
+    return [Param(str(k), str(v)[:_MAX_PARAM_LEN]) for k, v in sorted(params.items())]
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    """Logs params in batches of 100 (MLflow's per-request limit), values as strings."""
+    items = param_entities(params)
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start : start + 100])
 

@@ -51,14 +51,6 @@ class BatchBuffers:
     def __setstate__(self, state: dict) -> None:
         self.__init__(ring=state["ring"])  # type: ignore[misc]
 
-    def frames(self, shape: tuple[int, ...], *, pin: bool) -> torch.Tensor:
-        """An empty uint8 tensor of ``shape`` to gather one batch's frames into."""
-        from torch.utils.data import get_worker_info
-
-        if get_worker_info() is not None:
-            return self._ring_slot(shape)[1]
-        return self._local(shape, pin=pin)
-
     def _ring_slot(self, shape: tuple[int, ...]) -> tuple[int, torch.Tensor]:
         """The next shared buffer of ``shape`` (round-robin) and its index in the ring (a
         buffer keeps its index: the ring only grows)."""
@@ -85,7 +77,9 @@ class BatchBuffers:
         self._sent.add(key)
         return frames, _SlotRef(key, frames if first else None)
 
-    def _local(self, shape: tuple[int, ...], *, pin: bool) -> torch.Tensor:
+    def frames(self, shape: tuple[int, ...], *, pin: bool) -> torch.Tensor:
+        """In the training process: an empty uint8 tensor of ``shape`` to gather one batch's
+        frames into (a DataLoader worker uses :meth:`worker_frames`)."""
         pin = pin and torch.cuda.is_available()
         held = self._held.setdefault((shape, pin), [])
         for buffer in held:
